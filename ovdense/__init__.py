@@ -1,0 +1,26 @@
+"""ovdense: open-vocabulary dense prediction from CLIP vision transformers.
+
+Importing ``ovdense`` is cheap: open_clip, mmseg and mmdet are imported only when used.
+``import ovdense.models`` registers every module into the mmseg and mmdet registries.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .version import __version__
+from .vocabulary import TextEmbeddingCache, Vocabulary
+
+_LAZY = {
+    'build_clip': 'ovdense.clip',
+    'CLIPModel': 'ovdense.clip',
+    'prompt_templates': 'ovdense.clip',
+}
+
+__all__ = ['__version__', 'Vocabulary', 'TextEmbeddingCache', *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ovdense' has no attribute '{name}'")

@@ -1,0 +1,465 @@
+"""open_clip adapter: build CLIP models from names, pretrained tags, local checkpoints or config JSON.
+
+Supported architectures for the dense modes: open_clip's own ``VisionTransformer`` towers, which is
+what OpenAI CLIP and the OpenCLIP / LAION / DataComp / MetaCLIP / DFN ``ViT-*`` models use. Towers
+built from timm (``EVA*``, ``ViT-*-SigLIP*``, ``convnext*``) and ModifiedResNet (``RN50`` ...) can be
+loaded and used for text/image embeddings, but :meth:`CLIPModel.vit_tower` rejects them with a clear
+error, since the last-block variants (MaskCLIP, SCLIP, ClearCLIP, NACLIP) are defined on that tower.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+SUPPORTED_ARCHITECTURES = (
+    "open_clip VisionTransformer towers: OpenAI CLIP and OpenCLIP/LAION/DataComp/MetaCLIP/DFN 'ViT-*' "
+    "models (any patch size and width). Not supported for dense features: timm towers (EVA*, SigLIP), "
+    "ConvNeXt, ModifiedResNet (RN*).")
+
+# keys present in OpenAI TorchScript state dicts that are not parameters
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """Pretrained weights for a tag are neither cached locally nor downloadable."""
+
+
+@dataclass(frozen=True)
+class ViTBlock:
+    """One pre-norm transformer block as plain torch modules.
+
+    ``x = x + ls_1(attn(ln_1(x)))``; ``x = x + ls_2(fc2(act(fc1(ln_2(x)))))``.
+    """
+    ln_1: nn.LayerNorm
+    attn: nn.MultiheadAttention
+    ls_1: nn.Module
+    ln_2: nn.LayerNorm
+    fc1: nn.Linear
+    act: nn.Module
+    fc2: nn.Linear
+    ls_2: nn.Module
+
+
+@dataclass(frozen=True)
+class ViTTower:
+    """The vision transformer of a CLIP model, as the dense code needs it.
+
+    Attributes:
+        conv1: patch embedding, ``Conv2d(3, width, patch, stride=patch, bias=False)``.
+        class_embedding: (width,) the CLS token.
+        positional_embedding: (1 + g*g, width) for the native g x g grid, CLS row first.
+        ln_pre, ln_post: layer norms before the blocks and after them.
+        blocks: the transformer blocks.
+        proj: (width, embed_dim) projection into the joint image-text space.
+        patch_size: patch side in pixels.
+        num_heads: attention heads per block.
+        image_size: native input side in pixels.
+    """
+    conv1: nn.Conv2d
+    class_embedding: nn.Parameter
+    positional_embedding: nn.Parameter
+    ln_pre: nn.LayerNorm
+    blocks: tuple[ViTBlock, ...]
+    ln_post: nn.LayerNorm
+    proj: nn.Parameter
+    patch_size: int
+    num_heads: int
+    image_size: int
+
+    @property
+    def width(self) -> int:
+        return self.conv1.out_channels
+
+    @property
+    def embed_dim(self) -> int:
+        return self.proj.shape[1]
+
+    @property
+    def native_grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+def _open_clip():
+    import open_clip  # deferred: importing open_clip costs seconds
+    return open_clip
+
+
+class CLIPModel(nn.Module):
+    """A CLIP model from open_clip with the few entry points ovdense uses.
+
+    Build it with :func:`build_clip`. Weights are loaded by :meth:`load_weights` (not at
+    construction, so building a model never touches the disk or the network).
+
+    Args:
+        model: the open_clip ``CLIP`` module.
+        tokenizer: open_clip tokenizer, ``list[str] -> LongTensor (N, context_length)``.
+        name: model name (open_clip name or config stem), for messages and fingerprints.
+        pretrained: open_clip pretrained tag, or None.
+        checkpoint: path of a local weight file, or None.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Callable[[Sequence[str]], torch.Tensor], *,
+                 name: str, pretrained: str | None = None, checkpoint: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.pretrained = pretrained
+        self.checkpoint = checkpoint
+        self._text_fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ weights
+    def load_weights(self, *, cache_dir: str | None = None) -> None:
+        """Load the weights named at build time (local checkpoint, else pretrained tag).
+
+        Raises:
+            CheckpointError: the checkpoint file is missing, unreadable or does not fit.
+            PretrainedWeightsUnavailable: the tag's weights are not cached and cannot be downloaded.
+        """
+        if self.checkpoint is not None:
+            path = self.checkpoint
+        elif self.pretrained is not None:
+            path = resolve_pretrained(self.name, self.pretrained, cache_dir=cache_dir)
+        else:
+            return
+        self.load_state_dict_from(path)
+
+    def load_state_dict_from(self, path: str | os.PathLike) -> None:
+        """Load an open_clip / OpenAI-format state dict file into the model (strict)."""
+        state = load_state_dict_file(path)
+        state = _normalize_keys(state, self.model.state_dict().keys())
+        missing, unexpected = _diff_keys(self.model, state)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit model '{self.name}': "
+                f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as e:  # shape mismatches
+            raise CheckpointError(f"checkpoint {path} does not fit model '{self.name}': {e}") from None
+        self._text_fingerprint = None
+
+    # --------------------------------------------------------------------- text
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if isinstance(
+            self.model.text_projection, torch.Tensor) else int(self.model.text_projection.out_features)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids (N, context_length) on the model's device."""
+        return self.tokenizer(list(texts)).to(self.model.logit_scale.device)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+        """Text embeddings (N, D) of strings or token ids."""
+        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(texts)
+        return self.model.encode_text(tokens, normalize=normalize)
+
+    def encode_image(self, images: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+        """Image embeddings (B, D) of normalised images (B, 3, H, W) at the native size."""
+        return self.model.encode_image(images, normalize=normalize)
+
+    def text_fingerprint(self) -> str:
+        """Hash of the text tower's weights and tokenizer: the key of cached text embeddings."""
+        if self._text_fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(type(self.tokenizer).__name__.encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                if name.startswith('visual.'):
+                    continue
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            self._text_fingerprint = h.hexdigest()
+        return self._text_fingerprint
+
+    def text_parameters(self) -> Iterable[nn.Parameter]:
+        """Parameters of the text tower (everything outside ``visual``)."""
+        return (p for n, p in self.model.named_parameters() if not n.startswith('visual.'))
+
+    # ------------------------------------------------------------------- vision
+    @property
+    def visual(self) -> nn.Module:
+        return self.model.visual
+
+    def vit_tower(self) -> ViTTower:
+        """The vision tower as plain modules.
+
+        Raises:
+            ValueError: the tower is not an open_clip VisionTransformer (see SUPPORTED_ARCHITECTURES).
+        """
+        v = self.model.visual
+        oc = _open_clip()
+        if not isinstance(v, oc.transformer.VisionTransformer):
+            raise ValueError(f"model '{self.name}' has a {type(v).__name__} vision tower; dense modes "
+                             f"need {SUPPORTED_ARCHITECTURES}")
+        if getattr(v, 'attn_pool', None) is not None or v.pool_type != 'tok':
+            raise ValueError(f"model '{self.name}' pools with attn_pool/{v.pool_type}; dense modes need "
+                             "CLS-token pooling (pool_type='tok')")
+        blocks = []
+        for r in v.transformer.resblocks:
+            mlp = r.mlp
+            if not isinstance(r.attn, nn.MultiheadAttention) or not hasattr(mlp, 'c_fc'):
+                raise ValueError(f"model '{self.name}' uses custom attention blocks; {SUPPORTED_ARCHITECTURES}")
+            if getattr(r, 'ln_attn', nn.Identity()).__class__ is not nn.Identity:
+                raise ValueError(f"model '{self.name}' uses scaled-cosine/attn-norm blocks (not supported)")
+            blocks.append(ViTBlock(ln_1=r.ln_1, attn=r.attn, ls_1=r.ls_1, ln_2=r.ln_2, fc1=mlp.c_fc,
+                                   act=mlp.gelu, fc2=mlp.c_proj, ls_2=r.ls_2))
+        patch = v.patch_size[0] if isinstance(v.patch_size, tuple) else int(v.patch_size)
+        image_size = v.image_size[0] if isinstance(v.image_size, tuple) else int(v.image_size)
+        return ViTTower(conv1=v.conv1, class_embedding=v.class_embedding,
+                        positional_embedding=v.positional_embedding, ln_pre=v.ln_pre,
+                        blocks=tuple(blocks), ln_post=v.ln_post, proj=v.proj, patch_size=patch,
+                        num_heads=blocks[0].attn.num_heads, image_size=image_size)
+
+
+# ------------------------------------------------------------------------------- building
+def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
+               checkpoint: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
+               model_cfg: Mapping[str, Any] | None = None) -> CLIPModel:
+    """Build a CLIP architecture (no weights loaded yet; call ``load_weights``).
+
+    Exactly one of ``model_name``, ``config_file``, ``model_cfg`` names the architecture, or none of them
+    and an OpenAI-style ``checkpoint`` from which it is inferred.
+
+    Args:
+        model_name: an open_clip model name, e.g. ``'ViT-B-16'`` (see ``open_clip.list_models()``).
+        pretrained: an open_clip pretrained tag for that name, e.g. ``'openai'``.
+        checkpoint: a local weight file (``.safetensors``, or ``.pt/.pth/.bin`` state dict or OpenAI
+            TorchScript archive). Takes precedence over ``pretrained``.
+        config_file: an open_clip model-config JSON; the model name is its stem.
+        model_cfg: an open_clip model config as a dict (``embed_dim``, ``vision_cfg``, ``text_cfg``...).
+
+    Raises:
+        ValueError: conflicting or missing arguments, unknown model name or pretrained tag.
+        CheckpointError: the checkpoint is needed to infer the architecture and cannot be read.
+    """
+    oc = _open_clip()
+    given = [x is not None for x in (model_name, config_file, model_cfg)]
+    if sum(given) > 1:
+        raise ValueError('give only one of model_name, config_file, model_cfg')
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        if not os.path.isfile(checkpoint):
+            raise CheckpointError(f'checkpoint file not found: {checkpoint}')
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ValueError(f'model config file not found: {path}')
+        try:
+            model_cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f'model config file {path} is not valid JSON: {e}') from None
+        name = path.stem
+    elif model_cfg is not None:
+        name = str(model_cfg.get('name', 'custom'))
+    elif model_name is not None:
+        name = model_name
+        if name not in oc.list_models():
+            close = [m for m in oc.list_models() if name.lower().replace('/', '-') in m.lower()][:10]
+            raise ValueError(f"unknown open_clip model '{name}'" +
+                             (f"; close names: {close}" if close else '; see open_clip.list_models()'))
+        if pretrained is not None and checkpoint is None:
+            tags = oc.list_pretrained_tags_by_model(name)
+            if pretrained not in tags:
+                raise ValueError(f"unknown pretrained tag '{pretrained}' for '{name}'; valid tags: {tags}")
+    elif checkpoint is not None:
+        state = load_state_dict_file(checkpoint)
+        if 'visual.proj' not in state:
+            raise CheckpointError(f'cannot infer a ViT CLIP architecture from {checkpoint}: no visual.proj; '
+                                  'pass model_name or config_file')
+        model_cfg = _cfg_from_openai_state_dict(state)
+        name = Path(checkpoint).stem
+    else:
+        raise ValueError('give model_name, config_file, model_cfg or checkpoint')
+
+    if model_cfg is not None:
+        cfg = {k: v for k, v in model_cfg.items() if k not in ('name', 'custom_text')}
+        model = oc.CLIP(**cfg) if not model_cfg.get('custom_text') else oc.CustomTextCLIP(**cfg)
+        ctx = int(cfg.get('text_cfg', {}).get('context_length', 77))
+        tokenizer = oc.SimpleTokenizer(context_length=ctx)
+    else:
+        logging.getLogger('root').disabled = True  # open_clip logs "initialized randomly" at root level
+        try:
+            model = oc.create_model(name, pretrained=None)
+        finally:
+            logging.getLogger('root').disabled = False
+        tokenizer = oc.get_tokenizer(name)
+    model.eval()
+    return CLIPModel(model, tokenizer, name=name, pretrained=pretrained,
+                     checkpoint=checkpoint)
+
+
+def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
+    """open_clip model config of an OpenAI-format ViT state dict (as openai's ``build_model``)."""
+    width = state['visual.conv1.weight'].shape[0]
+    layers = len([k for k in state if k.startswith('visual.') and k.endswith('.attn.in_proj_weight')])
+    patch = state['visual.conv1.weight'].shape[-1]
+    grid = round((state['visual.positional_embedding'].shape[0] - 1) ** 0.5)
+    twidth = state['ln_final.weight'].shape[0]
+    return dict(embed_dim=state['text_projection'].shape[1], quick_gelu=True,
+                vision_cfg=dict(layers=layers, width=width, patch_size=patch, image_size=patch * grid),
+                text_cfg=dict(context_length=state['positional_embedding'].shape[0],
+                              vocab_size=state['token_embedding.weight'].shape[0], width=twidth,
+                              heads=twidth // 64,
+                              layers=len({k.split('.')[2] for k in state if k.startswith('transformer.resblocks')})))
+
+
+# ------------------------------------------------------------------------------- loading
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict without unpickling arbitrary objects.
+
+    ``.safetensors`` files are read with safetensors; others with ``torch.load(weights_only=True)``.
+    An OpenAI TorchScript archive (the original ``ViT-B-16.pt``) is read with ``torch.jit.load``, which
+    executes no pickled Python. mmengine checkpoints (``{'state_dict': ...}``) are unwrapped.
+
+    Raises:
+        CheckpointError: missing file, or a file that is none of the above.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f'cannot read safetensors checkpoint {path}: {e}') from None
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for foreign files
+        if zipfile.is_zipfile(path) and any(n.split('/', 1)[-1].startswith('code/')
+                                            for n in zipfile.ZipFile(path).namelist()):
+            try:
+                return {k: v.float() for k, v in torch.jit.load(path, map_location='cpu').state_dict().items()}
+            except Exception as e2:  # noqa: BLE001
+                raise CheckpointError(f'cannot read TorchScript checkpoint {path}: {e2}') from None
+        raise CheckpointError(f'cannot read checkpoint {path} as a weights-only state dict '
+                              f'(torch.load(weights_only=True) failed: {str(e).splitlines()[0]})') from None
+    if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
+        obj = obj['state_dict']
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f'checkpoint {path} is not a state dict of tensors')
+    return obj
+
+
+def _normalize_keys(state: Mapping[str, torch.Tensor], model_keys: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Strip wrappers (``module.``, ``model.``, ``clip.model.``) and OpenAI extras; cast to float32."""
+    model_keys = set(model_keys)
+    out = {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}
+    for prefix in ('module.', 'model.', 'clip.model.', 'backbone.clip.model.'):
+        if not (out.keys() & model_keys) and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+
+
+def _diff_keys(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    keys = set(model.state_dict().keys())
+    return sorted(keys - state.keys()), sorted(state.keys() - keys)
+
+
+def _network_reachable(host: str, timeout: float = 3.0) -> bool:
+    """True when ``host`` resolves within ``timeout`` seconds (a DNS failure answers at once offline)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(result and result[0])
+
+
+def resolve_pretrained(name: str, tag: str, *, cache_dir: str | None = None) -> str:
+    """Local path of the weights for an open_clip (name, pretrained tag), downloading if possible.
+
+    Raises:
+        ValueError: unknown tag for this model (the message lists the valid ones).
+        PretrainedWeightsUnavailable: not cached and no network; says how to pass a local file.
+    """
+    oc = _open_clip()
+    cfg = oc.get_pretrained_cfg(name, tag)
+    if not cfg:
+        raise ValueError(f"unknown pretrained tag '{tag}' for '{name}'; valid tags: "
+                         f"{oc.list_pretrained_tags_by_model(name)}")
+    hub = cfg.get('hf_hub', '')
+    url = cfg.get('url', '')
+    if cfg.get('file'):
+        return cfg['file']
+    if hub:
+        from huggingface_hub import hf_hub_download
+        repo, filename = os.path.split(hub)
+        filename = filename or 'open_clip_pytorch_model.bin'
+        names = [filename.replace('.bin', '.safetensors').replace('.pth', '.safetensors'), filename]
+        for fn in dict.fromkeys(names):
+            try:
+                return hf_hub_download(repo_id=repo, filename=fn, cache_dir=cache_dir, local_files_only=True)
+            except Exception:  # noqa: BLE001 - not in the local cache
+                pass
+    elif url:
+        local = os.path.join(cache_dir or os.path.expanduser('~/.cache/clip'), os.path.basename(url))
+        if os.path.isfile(local):
+            return local
+    source = f'huggingface.co/{hub}' if hub else url
+    host = 'huggingface.co' if hub else url.split('/')[2]
+    how = (f"Download it where you have network (open_clip.create_model('{name}', pretrained='{tag}') "
+           f"caches it) and pass the file with checkpoint=PATH (tools: --checkpoint PATH; it may be a "
+           f".safetensors, a .pt/.pth state dict, or the OpenAI TorchScript archive).")
+    if not _network_reachable(host):
+        raise PretrainedWeightsUnavailable(
+            f"pretrained weights '{name}' / '{tag}' are not cached locally and {host} cannot be reached "
+            f"(no network). {how}")
+    try:
+        return oc.pretrained.download_pretrained(cfg, cache_dir=cache_dir)
+    except Exception as e:  # noqa: BLE001
+        raise PretrainedWeightsUnavailable(
+            f"downloading pretrained weights '{name}' / '{tag}' from {source} failed ({e}). {how}") from None
+
+
+# ------------------------------------------------------------------------------- templates
+_EXTRA_SCENE_TEMPLATES = ('there is a {} in the scene.', 'there is the {} in the scene.',
+                          'this is a {} in the scene.', 'this is the {} in the scene.',
+                          'this is one {} in the scene.')
+
+
+def prompt_templates(name: str) -> tuple[str, ...]:
+    """Prompt template sets, each template a string with ``{}`` for the class name.
+
+    ``'openai'``: the 80 OpenAI ImageNet templates (open_clip's ``OPENAI_IMAGENET_TEMPLATES``, the
+    order SCLIP/NACLIP/ClearCLIP use); ``'simple'``: open_clip's 7 ``SIMPLE_IMAGENET_TEMPLATES``;
+    ``'maskclip'``: the 80 plus MaskCLIP's 5 scene templates (85); ``'none'``: the bare name.
+    """
+    from open_clip import zero_shot_metadata as z
+    sets = {
+        'openai': tuple(t('{}') for t in z.OPENAI_IMAGENET_TEMPLATES),
+        'simple': tuple(t('{}') for t in z.SIMPLE_IMAGENET_TEMPLATES),
+        'none': ('{}',),
+    }
+    sets['maskclip'] = sets['openai'] + _EXTRA_SCENE_TEMPLATES
+    if name not in sets:
+        raise ValueError(f"unknown template set '{name}'; valid: {sorted(sets)}")
+    return sets[name]

@@ -1,0 +1,248 @@
+"""Dense CLIP ViT: per-patch features in the text space, with the known last-block variants."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from ...clip import CLIPModel, ViTBlock, ViTTower, build_clip
+from ...registry import register
+
+DENSE_MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip')
+POS_INTERP = ('sclip', 'bicubic', 'bilinear')
+PATCH_PADDING = ('drop', 'corner')
+ACTIVATIONS = ('model', 'gelu', 'quick_gelu')
+
+
+def _check(value: Any, valid: Sequence, what: str) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {what} '{value}'; valid: {list(valid)}")
+
+
+def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: str = 'sclip') -> torch.Tensor:
+    """Position embedding (1 + h*w, C) for a h x w patch grid from the native (1 + g*g, C) one.
+
+    Methods (the CLS row is always kept as is):
+        ``'sclip'``: SCLIP/NACLIP/ClearCLIP: unchanged when h*w == g*g, else bicubic with
+            ``scale_factor=((h+0.1)/g, (w+0.1)/g)``, align_corners False.
+        ``'bicubic'``: MaskCLIP/CLIPSelf: bicubic to the size (h, w), align_corners False.
+        ``'bilinear'``: DenseCLIP: bilinear to the size (h, w), align_corners False.
+    """
+    _check(method, POS_INTERP, 'position interpolation')
+    h, w = grid
+    n = pos.shape[0] - 1
+    g = int(math.isqrt(n))
+    if h * w == n and (method == 'sclip' or (h, w) == (g, g)):
+        return pos
+    cls_pos, patch_pos = pos[:1], pos[1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    if method == 'sclip':
+        patch_pos = F.interpolate(patch_pos, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic',
+                                  align_corners=False)
+    else:
+        patch_pos = F.interpolate(patch_pos, size=(h, w), mode=method, align_corners=False)
+    assert patch_pos.shape[-2:] == (h, w), (patch_pos.shape, grid)
+    return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(h * w, -1)])
+
+
+def neighbourhood_bias(h: int, w: int, std: float, *, device: torch.device | None = None) -> torch.Tensor:
+    """NACLIP's Omega: (1 + h*w, 1 + h*w), exp(-|p - q|^2 / (2 std^2)) between patches, 0 on the CLS row/column."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing='ij')
+    coords = torch.stack([ys.flatten(), xs.flatten()], 1)
+    omega = torch.exp(-torch.cdist(coords, coords).pow(2) / (2 * std ** 2))
+    return F.pad(omega, (1, 0, 1, 0))
+
+
+@register('MODELS')
+class OVCLIPViT(BaseModule):
+    """A frozen (by default) CLIP ViT giving per-patch embeddings aligned with text.
+
+    The last block is replaced according to ``mode`` (blocks before it are standard):
+
+    ============  ======================================  ========  =====
+    mode          last-block attention                    residual  FFN
+    ============  ======================================  ========  =====
+    vanilla       softmax(q k^T)                          kept      kept
+    maskclip      none: each token's value path only      kept      kept
+    sclip         softmax(q q^T) + softmax(k k^T)         kept      kept
+    clearclip     softmax(q q^T)                          dropped   dropped
+    naclip        softmax(k k^T + Omega), Gaussian Omega  dropped   dropped
+    ============  ======================================  ========  =====
+
+    then ``ln_post`` on every token and the projection into the text space.
+
+    Args:
+        clip: a :class:`CLIPModel` or the keyword arguments of :func:`ovdense.clip.build_clip`
+            (``model_name``, ``pretrained``, ``checkpoint``, ``config_file``, ``model_cfg``).
+        mode: last-block variant, one of ``DENSE_MODES``.
+        out_indices: blocks whose patch-token outputs are also returned, as (B, width, h, w) maps.
+        pos_interp: position-embedding interpolation, one of ``POS_INTERP``.
+        patch_padding: ``'drop'`` leftover pixels (floor(H/p) patches) or zero-pad right/bottom
+            (``'corner'``, MaskCLIP).
+        naclip_std: std of NACLIP's Gaussian neighbourhood, in patches.
+        ln_eps: override every layer norm's epsilon (None: the model's own).
+        act: MLP activation, ``'model'`` (the model's own), ``'gelu'`` or ``'quick_gelu'``.
+        frozen: no gradients and eval mode for all CLIP weights.
+        init_cfg: mmengine init config (unused: weights come from ``clip``).
+    """
+
+    def __init__(self, clip: CLIPModel | dict, mode: str = 'vanilla', *, out_indices: Sequence[int] = (),
+                 pos_interp: str = 'sclip', patch_padding: str = 'drop', naclip_std: float = 5.0,
+                 ln_eps: float | None = None, act: str = 'model', frozen: bool = True,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        _check(mode, DENSE_MODES, 'dense mode')
+        _check(pos_interp, POS_INTERP, 'position interpolation')
+        _check(patch_padding, PATCH_PADDING, 'patch padding')
+        _check(act, ACTIVATIONS, 'activation')
+        self.clip = clip if isinstance(clip, CLIPModel) else build_clip(**clip)
+        self.mode = mode
+        self.pos_interp = pos_interp
+        self.patch_padding = patch_padding
+        self.naclip_std = naclip_std
+        self.ln_eps = ln_eps
+        self.act = act
+        self.frozen = frozen
+        tower = self.tower
+        n = len(tower.blocks)
+        self.out_indices = tuple(i % n for i in out_indices)
+        self._weights_loaded = False
+        if frozen:
+            self.clip.requires_grad_(False)
+
+    @property
+    def tower(self) -> ViTTower:
+        return self.clip.vit_tower()
+
+    @property
+    def embed_dim(self) -> int:
+        return self.tower.embed_dim
+
+    @property
+    def patch_size(self) -> int:
+        return self.tower.patch_size
+
+    def init_weights(self) -> None:
+        """Load the CLIP weights named in ``clip`` (once)."""
+        if not self._weights_loaded:
+            self.clip.load_weights()
+            self._weights_loaded = True
+
+    def train(self, mode: bool = True) -> 'OVCLIPViT':
+        super().train(mode)
+        if self.frozen:
+            self.clip.eval()
+        return self
+
+    # ------------------------------------------------------------------ pieces
+    def _ln(self, ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        if self.ln_eps is None:
+            return ln(x)
+        return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, self.ln_eps)
+
+    def _mlp(self, blk: ViTBlock, x: torch.Tensor) -> torch.Tensor:
+        h = blk.fc1(x)
+        if self.act == 'gelu':
+            h = F.gelu(h)
+        elif self.act == 'quick_gelu':
+            h = h * torch.sigmoid(1.702 * h)
+        else:
+            h = blk.act(h)
+        return blk.fc2(h)
+
+    @staticmethod
+    def _qkv(blk: ViTBlock, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as (B, heads, N, head_dim)."""
+        B, N, C = x.shape
+        nh = blk.attn.num_heads
+        qkv = F.linear(x, blk.attn.in_proj_weight, blk.attn.in_proj_bias)
+        q, k, v = qkv.view(B, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    @staticmethod
+    def _out(blk: ViTBlock, o: torch.Tensor) -> torch.Tensor:
+        B, nh, N, d = o.shape
+        return blk.attn.out_proj(o.transpose(1, 2).reshape(B, N, nh * d))
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patch + CLS tokens with position embeddings, after ln_pre: (B, 1 + h*w, width), (h, w)."""
+        t = self.tower
+        p = t.patch_size
+        if self.patch_padding == 'corner' and (x.shape[-2] % p or x.shape[-1] % p):
+            x = F.pad(x, (0, -x.shape[-1] % p, 0, -x.shape[-2] % p))
+        feat = t.conv1(x.to(t.conv1.weight.dtype))
+        B, C, h, w = feat.shape
+        tokens = feat.flatten(2).transpose(1, 2)
+        cls = t.class_embedding.to(tokens.dtype).expand(B, 1, C)
+        tokens = torch.cat([cls, tokens], 1)
+        tokens = tokens + interpolate_pos_embed(t.positional_embedding, (h, w), method=self.pos_interp).to(tokens.dtype)
+        return self._ln(t.ln_pre, tokens), (h, w)
+
+    def block(self, blk: ViTBlock, x: torch.Tensor) -> torch.Tensor:
+        """A standard pre-norm block."""
+        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x))
+        x = x + blk.ls_1(self._out(blk, F.scaled_dot_product_attention(q, k, v)))
+        return x + blk.ls_2(self._mlp(blk, self._ln(blk.ln_2, x)))
+
+    def last_block(self, blk: ViTBlock, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The mode's last block."""
+        if self.mode == 'vanilla':
+            return self.block(blk, x)
+        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x))
+        scale = q.shape[-1] ** -0.5
+        if self.mode == 'maskclip':
+            out = self._out(blk, v)
+        elif self.mode == 'sclip':
+            attn = (torch.softmax(q @ q.transpose(-2, -1) * scale, -1) +
+                    torch.softmax(k @ k.transpose(-2, -1) * scale, -1))
+            out = self._out(blk, attn @ v)
+        elif self.mode == 'clearclip':
+            out = self._out(blk, torch.softmax(q @ q.transpose(-2, -1) * scale, -1) @ v)
+        else:  # naclip
+            omega = neighbourhood_bias(*grid, self.naclip_std, device=x.device).to(x.dtype)
+            out = self._out(blk, torch.softmax(k @ k.transpose(-2, -1) * scale + omega, -1) @ v)
+        if self.mode in ('clearclip', 'naclip'):
+            return out
+        x = x + blk.ls_1(out)
+        return x + blk.ls_2(self._mlp(blk, self._ln(blk.ln_2, x)))
+
+    # ----------------------------------------------------------------- outputs
+    def forward_tokens(self, x: torch.Tensor) -> dict[str, Any]:
+        """Run the tower.
+
+        Args:
+            x: (B, 3, H, W) normalised images.
+
+        Returns:
+            dict with ``tokens`` (B, 1 + h*w, D): all tokens after ln_post and the projection, CLS
+            first; ``grid`` (h, w); ``intermediates``: list of (B, width, h, w), one per out_index.
+        """
+        t = self.tower
+        x, (h, w) = self.embed(x)
+        inter = []
+        last = len(t.blocks) - 1
+        for i, blk in enumerate(t.blocks):
+            x = self.last_block(blk, x, (h, w)) if i == last else self.block(blk, x)
+            if i in self.out_indices:
+                inter.append(x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w))
+        tokens = self._ln(t.ln_post, x) @ t.proj
+        return dict(tokens=tokens, grid=(h, w), intermediates=inter)
+
+    def dense_features(self, x: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
+        """(B, D, h, w) per-patch embeddings in the text space (L2-normalised over D if asked)."""
+        out = self.forward_tokens(x)
+        h, w = out['grid']
+        feats = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        return F.normalize(feats, dim=1) if normalize else feats
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(intermediates..., dense) — the out_indices maps (B, width, h, w), then the dense
+        embedding map (B, D, h, w)."""
+        out = self.forward_tokens(x)
+        h, w = out['grid']
+        dense = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        return (*out['intermediates'], dense)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install everything ovdense needs on a CPU machine (idempotent: installs only what is missing).
+#
+# The slow part is mmcv 2.1.0: it has no CPU wheel and its sdist needs two fixes to build against
+# torch 2.14 (C++20 instead of C++17). The first build takes ~30 min on 2 cores; the wheel is then
+# kept in $OVDENSE_CACHE/wheels, keyed by the torch version, and later runs reuse it in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+CACHE=${OVDENSE_CACHE:-$HOME/.cache/ovdense}
+PIP=("$PY" -m pip install --disable-pip-version-check --no-input -q)
+log() { printf '[install] %s\n' "$*" >&2; }
+
+have() {  # have PKG==VER : true when that exact distribution version is installed
+  "$PY" - "$1" <<'PYEOF'
+import sys
+from importlib import metadata
+name, ver = sys.argv[1].split("==")
+try:
+    sys.exit(0 if metadata.version(name) == ver else 1)
+except metadata.PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+}
+
+# 1. torch / torchvision (taken from local disk where the machine has them; constraints.txt pins).
+if ! have torch==2.14.1 || ! have torchvision==0.29.1; then
+  log "installing torch 2.14.1 / torchvision 0.29.1"
+  "${PIP[@]}" -c requirements/constraints.txt torch==2.14.1 torchvision==0.29.1
+fi
+"${PIP[@]}" -c requirements/constraints.txt "setuptools>=77.0.3,<81" wheel ninja
+
+# 2. mmcv 2.1.0 with CPU ops, built once per torch version and cached.
+if ! have mmcv==2.1.0 || ! "$PY" -c "import mmcv.ops" >/dev/null 2>&1; then
+  TORCH_VER=$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")
+  WHEEL_DIR="$CACHE/wheels/torch-$TORCH_VER"
+  mkdir -p "$WHEEL_DIR"
+  WHEEL=$(ls "$WHEEL_DIR"/mmcv-2.1.0-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$WHEEL" ]; then
+    log "building mmcv 2.1.0 for torch $TORCH_VER (first time only, ~30 min on 2 cores)"
+    BUILD=$(mktemp -d)
+    "$PY" -m pip download --disable-pip-version-check -q mmcv==2.1.0 --no-deps --no-binary :all: -d "$BUILD"
+    tar -xzf "$BUILD"/mmcv-2.1.0.tar.gz -C "$BUILD"
+    sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-2.1.0/setup.py"
+    (cd "$BUILD/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \
+      CFLAGS="-DNDEBUG -g0 -fwrapv -O3 -Wall" \
+      "$PY" -m pip wheel --disable-pip-version-check -q --no-build-isolation --no-deps -w "$BUILD/dist" .)
+    # atomic publish into the cache: a killed build never leaves a half-written wheel behind
+    built=$(ls "$BUILD"/dist/mmcv-2.1.0-*.whl)
+    cp "$built" "$WHEEL_DIR/.partial.whl" && mv "$WHEEL_DIR/.partial.whl" "$WHEEL_DIR/$(basename "$built")"
+    rm -rf "$BUILD"
+    WHEEL="$WHEEL_DIR/$(basename "$built")"
+  fi
+  log "installing $WHEEL"
+  "${PIP[@]}" -c requirements/constraints.txt --no-deps --force-reinstall "$WHEEL"
+fi
+
+# 3. the rest, pinned.
+"${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/tests.txt
+
+# 4. mmengine pulls opencv-python next to opencv-python-headless; both own cv2/: keep headless only.
+if have_any=$("$PY" -m pip show opencv-python 2>/dev/null) && [ -n "$have_any" ]; then
+  log "replacing opencv-python by opencv-python-headless"
+  "$PY" -m pip uninstall -y -q opencv-python opencv-python-headless
+  "${PIP[@]}" -c requirements/constraints.txt opencv-python-headless
+fi
+
+# 5. ovdense itself (editable).
+if ! "$PY" -m pip show -q ovdense >/dev/null 2>&1; then
+  "${PIP[@]}" --no-deps --no-build-isolation -e .
+fi
+"$PY" -c "import torch, mmcv.ops, mmdet, mmseg, open_clip, ovdense; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| open_clip', open_clip.__version__)"
