@@ -1,0 +1,3 @@
+from .ov_segmentor import OVSegmentor
+
+__all__ = ['OVSegmentor']

@@ -1,0 +1,6 @@
+"""Importing this package registers every ovdense module into mmseg's and mmdet's registries."""
+from .backbones import DENSE_MODES, OVCLIPViT
+from .data_preprocessor import OVSegDataPreProcessor
+from .segmentors import OVSegmentor
+
+__all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor']
