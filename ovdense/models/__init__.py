@@ -2,5 +2,6 @@
 from .backbones import DENSE_MODES, OVCLIPViT
 from .data_preprocessor import OVSegDataPreProcessor
 from .segmentors import OVSegmentor
+from .. import datasets, hooks  # noqa: F401  (register datasets and hooks too)
 
 __all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor']

@@ -110,7 +110,6 @@ class OVCLIPViT(BaseModule):
         tower = self.tower
         n = len(tower.blocks)
         self.out_indices = tuple(i % n for i in out_indices)
-        self._weights_loaded = False
         if frozen:
             self.clip.requires_grad_(False)
 
@@ -128,9 +127,9 @@ class OVCLIPViT(BaseModule):
 
     def init_weights(self) -> None:
         """Load the CLIP weights named in ``clip`` (once)."""
-        if not self._weights_loaded:
+        if not self._is_init:
             self.clip.load_weights()
-            self._weights_loaded = True
+            self._is_init = True
 
     def train(self, mode: bool = True) -> 'OVCLIPViT':
         super().train(mode)

@@ -188,6 +188,10 @@ class OVSegmentor(BaseSegmentor):
             results.append(res)
         return results
 
+    def init_weights(self) -> None:
+        """Load the backbone's CLIP weights (nothing else here has weights)."""
+        self.backbone.init_weights()
+
     # ------------------------------------------------------- mmseg interface
     def predict(self, inputs: torch.Tensor, data_samples: list | None = None) -> list:
         from mmseg.structures import SegDataSample

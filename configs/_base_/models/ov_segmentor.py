@@ -1,0 +1,21 @@
+# Training-free open-vocabulary segmentation with a frozen OpenAI CLIP ViT-B/16 (open_clip).
+# Methods override `model.backbone.mode` and the protocol knobs; see configs/README.md.
+_base_ = ['mmseg::_base_/default_runtime.py']
+custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+
+# OpenAI CLIP statistics x 255 (rounded), as SCLIP / NACLIP / ClearCLIP normalise
+clip_preprocessor = dict(
+    type='OVSegDataPreProcessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323],
+    bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+model = dict(
+    type='OVSegmentor',
+    data_preprocessor=clip_preprocessor,
+    backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), mode='vanilla'),
+    templates='openai',
+    logit_scale=40.0,
+    prob_thd=0.0,
+    slide_crop=224,
+    slide_stride=112)
+custom_hooks = [dict(type='OVInitWeightsHook')]
+test_cfg = dict(type='TestLoop')
+val_cfg = dict(type='ValLoop')

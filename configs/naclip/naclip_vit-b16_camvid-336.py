@@ -1,0 +1,15 @@
+# naclip on camvid: protocol of NACLIP configs/cfg_camvid.py @ 0cac3a6
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/camvid.py']
+model = dict(
+    backbone=dict(mode='naclip', naclip_std=5.0),
+    pamr=dict(num_iter=10, dilations=(8, 16)),
+    renormalize=True,
+    vocabulary=dict(dataset='camvid'))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader

@@ -1,0 +1,13 @@
+# sclip on camvid: protocol of SCLIP configs/cfg_camvid.py @ b56bd30
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/camvid.py']
+model = dict(
+    backbone=dict(mode='sclip'),
+    vocabulary=dict(dataset='camvid'))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader

@@ -1,0 +1,15 @@
+# sclip on coco_object: protocol of SCLIP configs/cfg_coco_object.py @ b56bd30
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_object.py']
+model = dict(
+    backbone=dict(mode='sclip'),
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_sclip.txt'),
+    logit_scale=50,
+    prob_thd=0.1)
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader

@@ -1,0 +1,16 @@
+# vanilla on voc21: protocol of plain CLIP patch tokens with the SCLIP protocol (baseline)
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/voc21.py']
+model = dict(
+    backbone=dict(mode='vanilla'),
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/voc21_sclip.txt'),
+    logit_scale=65,
+    prob_thd=0.1,
+    area_thd=0.1)
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_dataloader = test_dataloader

@@ -1,0 +1,140 @@
+"""Reproduce a golden case of a reference implementation (``../shared/golden``) with ovdense.
+
+Segmentation cases (SCLIP, NACLIP, ClearCLIP, MaskCLIP) are run through the shipped config of that
+reference's protocol, with the golden tiny CLIP swapped in: the config's pipeline, vocabulary,
+templates, backbone mode and protocol knobs are all checked against the reference's tensors.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+TOL = 1e-4
+
+# reference config file (as recorded in the case) -> our config
+SEG_CONFIGS = {
+    ('sclip', 'configs/cfg_voc21.py'): 'configs/sclip/sclip_vit-b16_voc21-336.py',
+    ('sclip', 'configs/cfg_context59.py'): 'configs/sclip/sclip_vit-b16_context59-336.py',
+    ('naclip', 'configs/cfg_voc21.py'): 'configs/naclip/naclip_vit-b16_voc21-336.py',
+    ('naclip', 'configs/cfg_context59.py'): 'configs/naclip/naclip_vit-b16_context59-336.py',
+    ('clearclip', 'configs/cfg_voc21.py'): 'configs/clearclip/clearclip_vit-b16_voc21-448.py',
+    ('clearclip', 'configs/cfg_context59.py'): 'configs/clearclip/clearclip_vit-b16_context59-448.py',
+    ('maskclip', 'configs/maskclip/maskclip_vit16_512x512_voc12aug_20.py'): 'configs/maskclip/maskclip_vit-b16_voc20-512.py',
+    ('maskclip', 'configs/maskclip/maskclip_vit16_520x520_pascal_context_59.py'):
+        'configs/maskclip/maskclip_vit-b16_context59-520x520.py',
+}
+
+
+@dataclass
+class Check:
+    """One compared quantity: ``diff`` is the max absolute difference (or mismatch count)."""
+    name: str
+    diff: float
+    tol: float = TOL
+
+    @property
+    def ok(self) -> bool:
+        return self.diff <= self.tol
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return float('inf')
+    return (a.float() - b.float()).abs().max().item()
+
+
+def golden_clip_cfg(golden_dir: Path, seed: int) -> dict:
+    """``build_clip`` kwargs of the golden tiny CLIP of a seed."""
+    return dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                checkpoint=str(golden_dir / f'tiny_clip_seed{seed}.safetensors'))
+
+
+def run_case(case_path: str | Path) -> list[Check]:
+    """Run one golden case and compare every stored tensor ovdense can produce.
+
+    Raises:
+        NotImplementedError: the case's reference has no ovdense implementation yet.
+        FileNotFoundError: the case or the golden tiny CLIP is missing.
+    """
+    case_path = Path(case_path)
+    case = torch.load(case_path, map_location='cpu', weights_only=True)
+    golden_dir = case_path.parent.parent
+    ref = case['reference']
+    key = (ref, case.get('config_file'))
+    if key in SEG_CONFIGS:
+        return _run_segmentation(case, golden_dir, REPO / SEG_CONFIGS[key])
+    raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
+                              f'implemented: {sorted({r for r, _ in SEG_CONFIGS})}')
+
+
+def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    import mmcv
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import ovdense.models  # noqa: F401
+    from ovdense.models.utils import slide_windows
+
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmseg')
+    cfg.model.backbone.clip = golden_clip_cfg(golden_dir, case['model_seed'])
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    checks: list[Check] = []
+
+    # vocabulary and templates from the config must be the reference's
+    vocab = model.vocabulary
+    q2c = case.get('query_to_class', torch.arange(len(case['class_names'])))
+    checks.append(Check('vocabulary_queries', float(vocab.queries != list(case['class_names'])), 0))
+    checks.append(Check('vocabulary_query_to_class', float(not torch.equal(vocab.query_to_class, q2c)), 0))
+    checks.append(Check('templates', float(list(model._templates()) != list(case['templates'])), 0))
+    text = model.text_embeddings()
+    checks.append(Check('text_embeddings', _max_diff(text, case['text_embeddings'])))
+
+    # the config's test pipeline + data preprocessor must give the reference's input tensor
+    pipeline = Compose([t for t in cfg.test_pipeline if t['type'] != 'LoadAnnotations'])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / 'image.png')
+        mmcv.imwrite(case['image_rgb_uint8'].numpy()[:, :, ::-1], path)
+        packed = pipeline(dict(img_path=path))
+        data = model.data_preprocessor({k: [v] for k, v in packed.items()}, False)
+    inputs, meta = data['inputs'], data['data_samples'][0].metainfo
+    checks.append(Check('input', _max_diff(inputs, case['input'])))
+
+    bb = model.backbone
+    with torch.no_grad():
+        for name, x in [('crop224', case['input'][:, :, :224, :224]),
+                        ('shared224', torch.load(golden_dir / 'shared_input_224.pt', weights_only=True)['input']),
+                        ('nonsquare', case['nonsquare_input'])]:
+            out = bb.forward_tokens(x)
+            h, w = out['grid']
+            gold = case[f'{name}_dense_features']
+            tokens = out['tokens']
+            mine = (tokens[:, 1:].transpose(1, 2).reshape(1, -1, h, w) if gold.dim() == 4 else
+                    tokens[:, 1:] if gold.shape[1] == h * w else tokens)
+            checks.append(Check(f'{name}_dense_features', _max_diff(mine, gold)))
+            checks.append(Check(f'{name}_patch_logits', _max_diff(model.patch_logits(x, text),
+                                                                  case[f'{name}_patch_logits'])))
+        from ovdense.models.backbones import interpolate_pos_embed
+        pos = interpolate_pos_embed(bb.tower.positional_embedding, (21, 28), method=bb.pos_interp)
+        checks.append(Check('nonsquare_pos_embed', _max_diff(pos[None], case['nonsquare_pos_embed'])))
+    if 'slide_windows_y1x1y2x2' in case and model.slide_crop > 0:
+        win = torch.tensor(slide_windows(*case['input'].shape[-2:], model.slide_crop, model.slide_stride))
+        checks.append(Check('slide_windows', float(not torch.equal(win, case['slide_windows_y1x1y2x2'])), 0))
+
+    res = model.inference(case['input'], [dict(img_shape=case['input'].shape[-2:], ori_shape=meta['ori_shape'])],
+                          return_raw=True)[0]
+    checks.append(Check('seg_logits_raw', _max_diff(res['logits'][None], case['seg_logits_raw'])))
+    if 'seg_logits_pre_pamr' in case:
+        checks.append(Check('seg_logits_pre_pamr', _max_diff(res['logits_pre_pamr'][None], case['seg_logits_pre_pamr'])))
+    gold = case['seg_logits']
+    checks.append(Check('seg_logits', _max_diff(res['probs'], gold[0] if gold.dim() == 4 else gold)))
+    checks.append(Check('pred_label_mismatches', float((res['label'] != case['pred_label']).sum()), 0))
+    return checks
