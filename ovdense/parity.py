@@ -47,12 +47,6 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.float() - b.float()).abs().max().item()
 
 
-def golden_clip_cfg(golden_dir: Path, seed: int) -> dict:
-    """``build_clip`` kwargs of the golden tiny CLIP of a seed."""
-    return dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
-                checkpoint=str(golden_dir / f'tiny_clip_seed{seed}.safetensors'))
-
-
 def run_case(case_path: str | Path) -> list[Check]:
     """Run one golden case and compare every stored tensor ovdense can produce.
 
@@ -83,7 +77,8 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
 
     cfg = Config.fromfile(str(config))
     init_default_scope('mmseg')
-    cfg.model.backbone.clip = golden_clip_cfg(golden_dir, case['model_seed'])
+    cfg.model.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                                   checkpoint=str(golden_dir / f"tiny_clip_seed{case['model_seed']}.safetensors"))
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()

@@ -19,3 +19,7 @@ model = dict(
 custom_hooks = [dict(type='OVInitWeightsHook')]
 test_cfg = dict(type='TestLoop')
 val_cfg = dict(type='ValLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    visualization=dict(type='SegVisualizationHook'))

@@ -1,0 +1,97 @@
+"""Open-vocabulary segmentation of your images with the classes you name.
+
+python demo/image_demo.py INPUTS --vocab "sky, road, car" --mode clearclip --out-dir outputs/demo
+
+INPUTS: image files, folders or globs. Writes per image NAME_overlay.png (colored classes with a
+legend) and NAME_label.png (class index per pixel, uint8, or uint16 beyond 255 classes).
+"""
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+from mmengine.utils import ProgressBar
+
+from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
+from ovdense.apis import ImageReadError, find_config, init_segmentor, read_image, segment
+from ovdense.models.backbones import DENSE_MODES
+from ovdense.visualization import overlay_segmentation, write_image_atomic
+from ovdense.vocabulary import Vocabulary
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('inputs', nargs='+', help='image files, folders or globs')
+    voc = p.add_mutually_exclusive_group(required=True)
+    voc.add_argument('--vocab', help='comma-separated class names, e.g. "sky, road, car"')
+    voc.add_argument('--vocab-file', help='text file, one class per line, synonyms separated by commas')
+    voc.add_argument('--dataset', help='a benchmark vocabulary, e.g. ade20k, voc21, coco80, lvis')
+    p.add_argument('--mode', default='clearclip', choices=DENSE_MODES, help='dense mode (protocol of its config)')
+    p.add_argument('--config', help='config to take the protocol from (default: the mode\'s Context-59 one)')
+    p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
+    p.add_argument('--pretrained', default='openai', help='open_clip pretrained tag')
+    p.add_argument('--checkpoint', help='local CLIP weights instead of the pretrained tag')
+    p.add_argument('--clip-config', help='open_clip model-config JSON (custom architectures)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--out-dir', required=True)
+    return p.parse_args()
+
+
+def collect(inputs: list[str]) -> list[Path]:
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            files += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(c in item for c in '*?['):
+            files += sorted(Path(p) for p in glob.glob(item))
+        else:
+            files.append(Path(item))
+    if not files:
+        raise SystemExit(f'no images found in {inputs}')
+    return files
+
+
+def main() -> int:
+    args = parse_args()
+    if args.vocab is not None:
+        vocab = Vocabulary.from_list(args.vocab)
+    elif args.vocab_file:
+        vocab = Vocabulary.from_txt(args.vocab_file)
+    else:
+        vocab = Vocabulary.from_dataset(args.dataset)
+    if args.clip_config:
+        clip = dict(config_file=args.clip_config, checkpoint=args.checkpoint)
+    else:
+        clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
+    files = collect(args.inputs)
+    model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab, device=args.device)
+    out = Path(args.out_dir)
+    failed = []
+    bar = ProgressBar(len(files))
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageReadError as e:
+            failed.append(str(e))
+            bar.update()
+            continue
+        res = segment(model, cfg, image)
+        label = res['label'].cpu().numpy()
+        write_image_atomic(out / f'{path.stem}_label.png', label.astype('uint8' if len(vocab) <= 256 else 'uint16'), rgb=False)
+        write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
+        bar.update()
+    print(f'\nwrote {len(files) - len(failed)} overlays and label maps to {out}')
+    for msg in failed:
+        print(f'skipped: {msg}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except (CheckpointError, PretrainedWeightsUnavailable, ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)

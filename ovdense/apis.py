@@ -1,0 +1,106 @@
+"""High-level inference: build a model from a config and segment images with any vocabulary."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .vocabulary import Vocabulary
+
+MAX_PIXELS = 100_000_000
+
+
+class ImageReadError(ValueError):
+    """An input file is not a readable image."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB: 8/16-bit, gray, RGB, RGBA (alpha dropped).
+
+    Raises:
+        ImageReadError: missing, unreadable or corrupt file, or an unsupported layout.
+    """
+    import cv2
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f'image not found: {path}')
+    buf = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise ImageReadError(f'cannot read image {path}: not an image or corrupt')
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ImageReadError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
+    if img.size > MAX_PIXELS * 4:
+        raise ImageReadError(f'image {path} is too large ({img.shape[1]}x{img.shape[0]})')
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, 2))
+    if img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.shape[2] != 3:
+        raise ImageReadError(f'cannot read image {path}: {img.shape[2]} channels')
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def init_segmentor(config: str | os.PathLike, *, clip: dict | None = None, vocabulary: Any = None,
+                   device: str = 'cpu', cfg_options: dict | None = None) -> tuple[torch.nn.Module, Any]:
+    """Build an ovdense segmentor from a config and load its CLIP weights.
+
+    Args:
+        config: config file path.
+        clip: replace ``model.backbone.clip`` (``build_clip`` kwargs), e.g. a local checkpoint.
+        vocabulary: replace the config's vocabulary.
+        device: where to run.
+        cfg_options: extra config overrides.
+
+    Returns:
+        (model in eval mode, the config).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if clip is not None:
+        cfg.model.backbone.clip = clip
+    if vocabulary is not None:
+        cfg.model.vocabulary = None
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model)
+    if vocabulary is not None:
+        model.set_vocabulary(vocabulary)
+    model.init_weights()
+    return model.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
+            vocabulary: Vocabulary | None = None) -> dict[str, torch.Tensor]:
+    """Segment one RGB image with the config's test pipeline.
+
+    Returns:
+        ``probs`` (C, H, W) class probabilities and ``label`` (H, W) int64, at the image's size.
+    """
+    from mmengine.dataset import Compose
+    steps = [t for t in cfg.test_pipeline if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
+    pipeline = Compose([dict(type='LoadImageFromNDArray'), *steps])
+    data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_path=None))  # BGR, as cv2 loads
+    batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
+    res = model.inference(batch['inputs'], [batch['data_samples'][0].metainfo], vocabulary=vocabulary)[0]
+    return dict(probs=res['probs'], label=res['label'][0])
+
+
+def find_config(method: str, dataset: str = 'context59', root: str | os.PathLike | None = None) -> Path:
+    """The shipped config of a method's protocol on a dataset (e.g. 'clearclip', 'context59')."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent / 'configs'
+    found = sorted((root / method).glob(f'{method}_vit-b16_{dataset}-*.py'))
+    if not found:
+        methods = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('_'))
+        raise ValueError(f"no config for method '{method}' on '{dataset}' under {root}; methods: {methods}")
+    return found[0]

@@ -1,0 +1,53 @@
+"""Tiny models and inputs for fast tests, and the golden tiny CLIP of ``../shared/golden``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .clip import CLIPModel, build_clip
+
+# A 2-layer ViT (patch 16, width 64) and a 1-layer text tower: builds in milliseconds.
+TINY_CLIP_CFG = dict(
+    embed_dim=32,
+    quick_gelu=True,
+    vision_cfg=dict(image_size=64, layers=2, width=64, head_width=32, patch_size=16),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1),
+)
+
+
+def tiny_clip(seed: int = 0) -> CLIPModel:
+    """A random tiny CLIP (deterministic by seed)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_clip(model_cfg=TINY_CLIP_CFG)
+
+
+def shared_dir() -> Path:
+    """``../shared`` next to the repository (CI has it; a user's clone may not)."""
+    env = os.environ.get('OVDENSE_SHARED')
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / 'shared'
+
+
+def golden_dir() -> Path:
+    return shared_dir() / 'golden'
+
+
+def golden_clip_cfg(seed: int = 0) -> dict:
+    """``build_clip`` kwargs for the golden tiny CLIP (config JSON + safetensors)."""
+    g = golden_dir()
+    return dict(config_file=str(g / 'tiny_clip_config.json'), checkpoint=str(g / f'tiny_clip_seed{seed}.safetensors'))
+
+
+def golden_clip(seed: int = 0) -> CLIPModel:
+    """The golden tiny CLIP with its weights loaded."""
+    clip = build_clip(**golden_clip_cfg(seed))
+    clip.load_weights()
+    return clip
+
+
+def random_images(batch: int = 2, height: int = 64, width: int = 96, seed: int = 0) -> torch.Tensor:
+    """(B, 3, H, W) normalised-looking random images."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, height, width, generator=g)

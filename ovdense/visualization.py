@@ -1,0 +1,64 @@
+"""Colored overlays with a legend, written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+def palette(n: int, seed: int = 7) -> np.ndarray:
+    """(n, 3) uint8 distinct-ish RGB colors, stable for a given n."""
+    rng = np.random.default_rng(seed)
+    hues = (np.arange(n) * 0.61803398875 + rng.random()) % 1.0
+    hsv = np.stack([hues * 179, np.full(n, 200), np.full(n, 230)], 1).astype(np.uint8)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def overlay_segmentation(image_rgb: np.ndarray, label: np.ndarray, names: Sequence[str], *,
+                         alpha: float = 0.55) -> np.ndarray:
+    """Blend a label map (H, W) over an RGB image (H, W, 3) and add a legend of the classes present.
+
+    Returns:
+        (H', W + legend width, 3) uint8 RGB.
+    """
+    colors = palette(len(names))
+    color_map = colors[np.clip(label, 0, len(names) - 1)]
+    out = (image_rgb.astype(np.float32) * (1 - alpha) + color_map.astype(np.float32) * alpha).astype(np.uint8)
+    present = [int(i) for i in np.unique(label) if 0 <= i < len(names)]
+    present.sort(key=lambda i: -(label == i).sum())
+    row = 22
+    legend_w = 12 + max([cv2.getTextSize(names[i], cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for i in present] or [0]) + 30
+    h = max(out.shape[0], row * len(present) + 10)
+    canvas = np.full((h, out.shape[1] + legend_w, 3), 255, np.uint8)
+    canvas[:out.shape[0], :out.shape[1]] = out
+    for k, i in enumerate(present):
+        y = 8 + k * row
+        x = out.shape[1] + 8
+        cv2.rectangle(canvas, (x, y), (x + 16, y + 16), tuple(int(c) for c in colors[i]), -1)
+        cv2.putText(canvas, names[i], (x + 22, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray, *, rgb: bool = True) -> None:
+    """Encode to PNG in memory, write to a temporary file next to ``path``, then rename over it.
+
+    A failure at any point leaves no partial file and keeps whatever was at ``path`` before.
+    """
+    path = Path(path)
+    data = image[..., ::-1] if rgb and image.ndim == 3 else image
+    ok, buf = cv2.imencode(path.suffix or '.png', np.ascontiguousarray(data))
+    if not ok:
+        raise ValueError(f'could not encode image for {path}')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

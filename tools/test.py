@@ -1,0 +1,64 @@
+"""Evaluate a config: python tools/test.py CONFIG [--checkpoint CLIP_WEIGHTS] [--data-root DIR] ...
+
+Runs mmengine's Runner test loop (mmseg IoUMetric / mmdet CocoMetric per the config), prints the
+table, and writes the metrics as JSON to WORK_DIR/metrics.json.
+"""
+import argparse
+import json
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description='ovdense test')
+    p.add_argument('config')
+    p.add_argument('--checkpoint', help='local CLIP weights (.safetensors/.pt) instead of the pretrained tag')
+    p.add_argument('--clip-config', help='open_clip model-config JSON for --checkpoint (custom architectures)')
+    p.add_argument('--load-from', help='an mmengine checkpoint of a trained ovdense model')
+    p.add_argument('--data-root', help='dataset root (overrides the config)')
+    p.add_argument('--work-dir', help='where logs and metrics.json go')
+    p.add_argument('--show-dir', help='save colored prediction overlays into WORK_DIR/SHOW_DIR')
+    p.add_argument('--max-images', type=int, help='evaluate only the first N images')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.clip_config:
+        cfg.model.backbone.clip = dict(config_file=args.clip_config)
+    if args.checkpoint:
+        cfg.model.backbone.clip = dict(cfg.model.backbone.clip, checkpoint=args.checkpoint)
+    if args.load_from:
+        cfg.load_from = args.load_from
+    for loader in ('test_dataloader', 'val_dataloader'):
+        if args.data_root and loader in cfg:
+            cfg[loader].dataset.data_root = args.data_root
+        if args.max_images and loader in cfg:
+            cfg[loader].dataset.indices = args.max_images
+    if args.show_dir:
+        vis = cfg.default_hooks.setdefault('visualization', dict(type='SegVisualizationHook'))
+        vis.update(draw=True, interval=1)
+        cfg.visualizer = dict(type=cfg.get('visualizer', {}).get('type', 'SegLocalVisualizer'),
+                              vis_backends=[dict(type='LocalVisBackend')], name='visualizer',
+                              save_dir=osp.join(cfg.work_dir, args.show_dir))
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    out = osp.join(cfg.work_dir, 'metrics.json')
+    with open(out, 'w') as f:
+        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    print(f'metrics written to {out}')
+
+
+if __name__ == '__main__':
+    main()
