@@ -4,10 +4,9 @@ model = dict(
     backbone=dict(mode='clearclip'),
     window_padding='symmetric',
     logit_scale=50.0,
-    slide_crop=448,
+    slide_crop=224,  # ClearCLIP's Cityscapes config uses 224 windows (stride stays 224)
     slide_stride=224,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt'),
-    slide_crop=224)
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt'))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 448), keep_ratio=True),

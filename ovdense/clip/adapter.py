@@ -282,7 +282,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
             if pretrained not in tags:
                 raise ValueError(f"unknown pretrained tag '{pretrained}' for '{name}'; valid tags: {tags}")
     elif checkpoint is not None:
-        state = load_state_dict_file(checkpoint)
+        state = _normalize_keys(load_state_dict_file(checkpoint))
         if 'visual.proj' not in state:
             raise CheckpointError(f'cannot infer a ViT CLIP architecture from {checkpoint}: no visual.proj; '
                                   'pass model_name or config_file')
@@ -362,8 +362,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _normalize_keys(state: Mapping[str, torch.Tensor], model_keys: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Strip wrappers (``module.``, ``model.``, ``clip.model.``) and OpenAI extras; cast to float32."""
+def _normalize_keys(state: Mapping[str, torch.Tensor],
+                    model_keys: Iterable[str] = ('visual.proj',)) -> dict[str, torch.Tensor]:
+    """Strip wrappers (``module.``, ``model.``, ``backbone.clip.model.``) and OpenAI extras; cast to float32."""
     model_keys = set(model_keys)
     out = {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}
     for prefix in ('module.', 'model.', 'clip.model.', 'backbone.clip.model.'):

@@ -1,0 +1,120 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable, build_clip, load_state_dict_file
+from ovdense.clip import adapter
+from ovdense.testing import TINY_CLIP_CFG, golden_dir
+
+from ..conftest import requires_shared
+
+
+@requires_shared
+def test_golden_encode_parity(golden_clip):
+    enc = torch.load(golden_dir() / 'encode_seed0.pt', weights_only=True)
+    with torch.no_grad():
+        assert torch.equal(golden_clip.tokenize(enc['prompts']), enc['token_ids'])
+        img = golden_clip.encode_image(enc['input'])
+        txt = golden_clip.encode_text(enc['prompts'])
+    assert (img - enc['image_embedding']).abs().max() < 1e-5
+    assert (txt - enc['text_embeddings']).abs().max() < 1e-5
+    assert torch.allclose(golden_clip.logit_scale, enc['logit_scale'])
+
+
+@requires_shared
+def test_openai_state_dict_pt_infers_architecture(tmp_path, golden_clip):
+    # the same weights saved as an OpenAI-style .pt state dict (with its extra int keys, DDP prefix)
+    state = {f'module.{k}': v for k, v in golden_clip.model.state_dict().items()}
+    path = tmp_path / 'ViT-tiny.pt'
+    torch.save(state, path)
+    clip = build_clip(checkpoint=path)
+    clip.load_weights()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(clip.encode_image(x), golden_clip.encode_image(x), atol=1e-6)
+
+
+def test_missing_checkpoint():
+    with pytest.raises(CheckpointError, match='not found'):
+        build_clip(model_cfg=TINY_CLIP_CFG, checkpoint='/nonexistent/weights.pt')
+
+
+def test_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / 'bad.safetensors'
+    bad.write_bytes(b'not a safetensors file')
+    with pytest.raises(CheckpointError, match='safetensors'):
+        load_state_dict_file(bad)
+    bad_pt = tmp_path / 'bad.pt'
+    bad_pt.write_bytes(b'garbage')
+    with pytest.raises(CheckpointError, match='weights-only'):
+        load_state_dict_file(bad_pt)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned > /tmp/ovdense_pwned',))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    with open(path, 'wb') as f:
+        pickle.dump({'state_dict': Evil()}, f)
+    with pytest.raises(CheckpointError):
+        load_state_dict_file(path)
+    assert not os.path.exists('/tmp/ovdense_pwned')
+
+
+def test_wrong_checkpoint_for_model(tmp_path, tiny_clip):
+    path = tmp_path / 'w.pt'
+    state = tiny_clip.model.state_dict()
+    state['visual.proj'] = torch.zeros(3, 3)
+    torch.save(state, path)
+    clip = build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=path)
+    with pytest.raises(CheckpointError, match='does not fit'):
+        clip.load_weights()
+    del state['visual.proj']
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match='missing keys'):
+        clip.load_weights()
+
+
+def test_unknown_model_and_tag():
+    with pytest.raises(ValueError, match='unknown open_clip model'):
+        build_clip('ViT-Nope-99')
+    with pytest.raises(ValueError, match=r"valid tags: \[.*'openai'"):
+        build_clip('ViT-B-16', pretrained='no-such-tag')
+
+
+def test_offline_pretrained_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(adapter, '_network_reachable', lambda host, timeout=3.0: False)
+    with pytest.raises(PretrainedWeightsUnavailable) as e:
+        adapter.resolve_pretrained('ViT-B-16', 'openai', cache_dir=str(tmp_path))
+    msg = str(e.value)
+    assert "'openai'" in msg and 'checkpoint=PATH' in msg and '--checkpoint' in msg
+
+
+def test_vit_tower_rejects_unsupported(tiny_clip):
+    from open_clip import CLIP
+    resnet = CLIP(embed_dim=32, vision_cfg=dict(layers=[1, 1, 1, 1], width=16, image_size=64),
+                  text_cfg=TINY_CLIP_CFG['text_cfg'])
+    clip = adapter.CLIPModel(resnet, tiny_clip.tokenizer, name='rn-tiny')
+    with pytest.raises(ValueError, match='VisionTransformer'):
+        clip.vit_tower()
+    tower = tiny_clip.vit_tower()
+    assert tower.patch_size == 16 and tower.num_heads == 2 and tower.native_grid == 4
+
+
+def test_text_fingerprint_tracks_weights(tiny_clip):
+    from ovdense.testing import tiny_clip as make
+    other = make(seed=1)
+    assert tiny_clip.text_fingerprint() != other.text_fingerprint()
+    assert make(seed=0).text_fingerprint() == tiny_clip.text_fingerprint()
+
+
+def test_prompt_templates():
+    assert len(adapter.prompt_templates('openai')) == 80
+    assert len(adapter.prompt_templates('maskclip')) == 85
+    with pytest.raises(ValueError, match="valid: \\['maskclip', 'none', 'openai', 'simple'\\]"):
+        adapter.prompt_templates('nope')

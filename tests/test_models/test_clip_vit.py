@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from ovdense.models.backbones import DENSE_MODES, OVCLIPViT, interpolate_pos_embed, neighbourhood_bias
+from ovdense.testing import random_images
+
+
+@pytest.mark.parametrize('mode', DENSE_MODES)
+def test_modes_batch2_shapes_and_consistency(tiny_clip, mode):
+    bb = OVCLIPViT(tiny_clip, mode, out_indices=(0, -1)).eval()
+    x = random_images(2, 64, 96)
+    with torch.no_grad():
+        inter0, inter1, dense = bb(x)
+        single = bb.dense_features(x[1:])
+    assert dense.shape == (2, 32, 4, 6) and inter0.shape == (2, 64, 4, 6) and inter1.shape == (2, 64, 4, 6)
+    assert torch.allclose(dense[1:], single, atol=1e-5)  # batch-size-2 equals batch-size-1
+
+
+def test_modes_differ(tiny_clip):
+    x = random_images(1, 64, 64)
+    with torch.no_grad():
+        outs = {m: OVCLIPViT(tiny_clip, m).dense_features(x) for m in DENSE_MODES}
+    for a in DENSE_MODES:
+        for b in DENSE_MODES:
+            if a < b:
+                assert not torch.allclose(outs[a], outs[b], atol=1e-4), (a, b)
+
+
+def test_vanilla_matches_open_clip_patch_tokens(tiny_clip):
+    x = random_images(2, 64, 64)
+    bb = OVCLIPViT(tiny_clip, 'vanilla')
+    with torch.no_grad():
+        tokens = bb.forward_tokens(x)['tokens']
+        cls = tiny_clip.encode_image(x)
+    assert torch.allclose(tokens[:, 0], cls, atol=1e-5)  # CLS through our blocks == open_clip's
+
+
+def test_invalid_arguments_list_choices(tiny_clip):
+    with pytest.raises(ValueError, match=r"valid: \['vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'\]"):
+        OVCLIPViT(tiny_clip, 'gem')
+    with pytest.raises(ValueError, match='position interpolation'):
+        OVCLIPViT(tiny_clip, pos_interp='nearest')
+
+
+def test_pos_embed_native_is_identity(tiny_clip):
+    pos = tiny_clip.vit_tower().positional_embedding
+    for method in ('sclip', 'bicubic', 'bilinear'):
+        assert interpolate_pos_embed(pos, (4, 4), method=method) is pos
+        assert interpolate_pos_embed(pos, (3, 7), method=method).shape == (22, 64)
+
+
+def test_neighbourhood_bias():
+    om = neighbourhood_bias(3, 4, std=5.0)
+    assert om.shape == (13, 13)
+    assert om[0].abs().sum() == 0 and om[:, 0].abs().sum() == 0
+    assert torch.allclose(om[1:, 1:].diagonal(), torch.ones(12))
+    assert torch.allclose(om[1, 2], torch.exp(torch.tensor(-1 / 50.)))
+
+
+def test_corner_padding_grid(tiny_clip):
+    x = random_images(1, 70, 90)
+    assert OVCLIPViT(tiny_clip, patch_padding='drop').dense_features(x).shape[-2:] == (4, 5)
+    assert OVCLIPViT(tiny_clip, patch_padding='corner').dense_features(x).shape[-2:] == (5, 6)
+
+
+def test_frozen(tiny_clip):
+    bb = OVCLIPViT(tiny_clip).train()
+    assert not any(p.requires_grad for p in bb.parameters())
+    assert not bb.clip.training

@@ -1,0 +1,42 @@
+"""The golden reference outputs are reproduced through the shipped configs (tolerance 1e-4)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ovdense.parity import run_case
+from ovdense.testing import golden_dir
+
+from .conftest import requires_shared
+
+REPO = Path(__file__).resolve().parent.parent
+SEG_REFS = ['sclip', 'naclip', 'clearclip', 'maskclip']
+
+
+@requires_shared
+@pytest.mark.parametrize('ref', SEG_REFS)
+def test_segmentation_reference(ref):
+    checks = run_case(golden_dir() / ref / 'case_a.pt')
+    names = {c.name for c in checks}
+    assert {'input', 'text_embeddings', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches',
+            'nonsquare_pos_embed', 'crop224_dense_features'} <= names
+    bad = [(c.name, c.diff) for c in checks if not c.ok]
+    assert not bad, bad
+
+
+@requires_shared
+def test_parity_tool_fails_on_a_perturbed_case(tmp_path):
+    case = torch.load(golden_dir() / 'sclip' / 'case_a.pt', weights_only=True)
+    case['seg_logits_raw'] = case['seg_logits_raw'] + 2e-4
+    (tmp_path / 'sclip').mkdir()
+    for f in ('tiny_clip_config.json', 'tiny_clip_seed0.safetensors', 'shared_input_224.pt'):
+        (tmp_path / f).symlink_to(golden_dir() / f)
+    torch.save(case, tmp_path / 'sclip' / 'case_a.pt')
+    tool = [sys.executable, str(REPO / 'tools' / 'parity.py')]
+    bad = subprocess.run(tool + [str(tmp_path / 'sclip' / 'case_a.pt')], capture_output=True, text=True)
+    assert bad.returncode == 1 and 'FAIL seg_logits_raw' in bad.stdout
+    good = subprocess.run(tool + [str(golden_dir() / 'clearclip' / 'case_a.pt')], capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert '1 passed, 0 failed' in good.stdout
