@@ -66,8 +66,11 @@ if have_any=$("$PY" -m pip show opencv-python 2>/dev/null) && [ -n "$have_any" ]
   "${PIP[@]}" -c requirements/constraints.txt opencv-python-headless
 fi
 
-# 5. ovdense itself (editable).
-if ! "$PY" -m pip show -q ovdense >/dev/null 2>&1; then
+# 5. ovdense itself, editable, from THIS checkout (another clone may be installed already).
+HERE=$(pwd -P)
+WHERE=$(cd / && "$PY" -c "import ovdense, os; print(os.path.dirname(os.path.dirname(os.path.realpath(ovdense.__file__))))" 2>/dev/null || true)
+if [ "$WHERE" != "$HERE" ]; then
+  log "installing ovdense (editable) from $HERE"
   "${PIP[@]}" --no-deps --no-build-isolation -e .
 fi
 "$PY" -c "import torch, mmcv.ops, mmdet, mmseg, open_clip, ovdense; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| open_clip', open_clip.__version__)"

@@ -187,7 +187,7 @@ class CLIPModel(nn.Module):
                 if name.startswith('visual.'):
                     continue
                 h.update(name.encode())
-                h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
             self._text_fingerprint = h.hexdigest()
         return self._text_fingerprint
 

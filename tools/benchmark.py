@@ -1,0 +1,89 @@
+"""Speed and memory of dense inference, measured on this machine.
+
+python tools/benchmark.py seg --model ViT-B-16 --mode clearclip --size 448 448 --crop 224 --stride 112
+
+Random weights (the architecture of --model, no download). Reports per-image wall time of the full
+dense inference (windows, text matching, merging, resize, post-processing) against a plain open_clip
+image forward over the same windows in the same batches, their ratio, and the peak RSS of a fresh
+process that builds the model and runs one dense inference.
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def build(args):
+    from ovdense.models import OVCLIPViT, OVSegmentor
+    from ovdense.vocabulary import Vocabulary
+    clip = dict(model_name=args.model) if not args.clip_config else dict(config_file=args.clip_config)
+    seg = OVSegmentor(OVCLIPViT(clip, args.mode), Vocabulary.from_dataset(args.vocab), templates='none',
+                      slide_crop=args.crop, slide_stride=args.stride, window_batch=args.window_batch).eval()
+    return seg
+
+
+def run_seg(args) -> dict:
+    from ovdense.models.utils import slide_windows
+    torch.set_num_threads(args.threads)
+    seg = build(args)
+    h, w = args.size
+    x = torch.randn(1, 3, h, w)
+    meta = [dict(img_shape=(h, w), ori_shape=(h, w))]
+    seg.text_embeddings()  # cached text side, as in a dataset run
+    visual = seg.backbone.clip.visual
+    windows = slide_windows(h, w, args.crop, args.stride) if args.crop > 0 else [(0, 0, h, w)]
+    crops = torch.stack([x[0, :, y1:y2, x1:x2] for y1, x1, y2, x2 in windows])
+
+    def plain():
+        with torch.no_grad():
+            for i in range(0, len(crops), args.window_batch):
+                visual(crops[i:i + args.window_batch])
+
+    def dense():
+        seg.inference(x, meta)
+
+    if args.only_dense:
+        dense()
+        return dict(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    times = {}
+    for name, fn in (('plain_forward', plain), ('dense_inference', dense)):
+        fn()  # warm-up
+        ts = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        times[name] = min(ts)
+    return dict(windows=len(windows), plain_forward_s=times['plain_forward'], dense_inference_s=times['dense_inference'],
+                ratio=times['dense_inference'] / times['plain_forward'])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('task', choices=['seg'])
+    p.add_argument('--model', default='ViT-B-16')
+    p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
+    p.add_argument('--mode', default='clearclip')
+    p.add_argument('--size', type=int, nargs=2, default=(448, 448), metavar=('H', 'W'))
+    p.add_argument('--crop', type=int, default=224)
+    p.add_argument('--stride', type=int, default=112)
+    p.add_argument('--window-batch', type=int, default=8)
+    p.add_argument('--vocab', default='voc21')
+    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
+    args = p.parse_args()
+    res = dict(vars(args), **run_seg(args))
+    if not args.only_dense:  # peak memory in a fresh process: model build + one dense inference
+        out = subprocess.run([sys.executable, *sys.argv, '--only-dense'], capture_output=True, text=True, check=True)
+        res['peak_rss_mb'] = json.loads(out.stdout.strip().splitlines()[-1])['peak_rss_mb']
+    res.pop('only_dense')
+    print(json.dumps(res))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,50 @@
+"""Train from a config: python tools/train.py CONFIG [--work-dir D] [--resume] [--amp] [--cfg-options k=v]
+
+Multi-GPU / multi-process: tools/dist_train.sh CONFIG N (torchrun + mmengine DDP; gloo on CPU).
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description='ovdense train')
+    p.add_argument('config')
+    p.add_argument('--work-dir')
+    p.add_argument('--resume', nargs='?', const='auto', help='resume from the latest (or the given) checkpoint')
+    p.add_argument('--amp', action='store_true', help='mixed precision (GPU only; never bf16 on CPU)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a GPU: autocast on this CPU would be bf16, which is ~170x slower here')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.launcher == 'pytorch':
+        import torch
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
