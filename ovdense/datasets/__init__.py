@@ -1,4 +1,4 @@
-"""Datasets. ``import ovdense.datasets`` registers the mmseg datasets below."""
-from .seg import OVCamVidDataset, OVCOCOObjectDataset, OVPascalVOC20Dataset
+'''Datasets. ``import ovdense.datasets`` registers the mmseg datasets below.'''
+from .seg import OVCamVidDataset, OVCOCOObjectDataset, OVPascalVOC20Dataset, OVSyntheticSegDataset
 
-__all__ = ['OVCamVidDataset', 'OVCOCOObjectDataset', 'OVPascalVOC20Dataset']
+__all__ = ['OVCamVidDataset', 'OVCOCOObjectDataset', 'OVPascalVOC20Dataset', 'OVSyntheticSegDataset']

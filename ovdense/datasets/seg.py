@@ -6,6 +6,7 @@ from pathlib import Path
 from mmseg.datasets import BaseSegDataset
 
 from ..registry import register
+from .synthetic import BASE_CLASSES, NOVEL_CLASSES, semantic_classes
 
 _VOCAB = Path(__file__).parent.parent / 'vocabularies'
 
@@ -63,3 +64,18 @@ class OVCamVidDataset(BaseSegDataset):
         for info in data_list:
             info['label_map'] = {**(info.get('label_map') or {}), self.UNLABELLED: self.ignore_index}
         return data_list
+
+
+@register('DATASETS', mmdet=False)
+class OVSyntheticSegDataset(BaseSegDataset):
+    """The synthetic open-vocabulary world exported by ``ovdense.datasets.synthetic.export``.
+
+    Semantic labels: the stuff classes, then the 12 object classes; ``base_classes`` and
+    ``novel_classes`` in the metainfo give the split used for training heads.
+    """
+    METAINFO = dict(classes=semantic_classes(), base_classes=BASE_CLASSES, novel_classes=NOVEL_CLASSES)
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault('reduce_zero_label', False)
+        kwargs.setdefault('data_prefix', dict(img_path='images', seg_map_path='semantic'))
+        super().__init__(img_suffix='.png', seg_map_suffix='.png', **kwargs)

@@ -122,14 +122,14 @@ class OVSegmentor(BaseSegmentor):
         if self.slide_crop <= 0:
             return self._window_logits(image[None], text)[0]
         windows = slide_windows(H, W, self.slide_crop, self.slide_stride)
-        crops = torch.stack([image[:, y1:y2, x1:x2] for y1, x1, y2, x2 in windows])
-        logits = torch.cat([self._window_logits(crops[i:i + self.window_batch], text)
-                            for i in range(0, len(windows), self.window_batch)])
         out = image.new_zeros((text.shape[0], H, W))
         count = image.new_zeros((1, H, W))
-        for (y1, x1, y2, x2), lg in zip(windows, logits):
-            out[:, y1:y2, x1:x2] += lg
-            count[:, y1:y2, x1:x2] += 1
+        for i in range(0, len(windows), self.window_batch):  # batched windows, merged chunk by chunk
+            chunk = windows[i:i + self.window_batch]
+            crops = torch.stack([image[:, y1:y2, x1:x2] for y1, x1, y2, x2 in chunk])
+            for (y1, x1, y2, x2), lg in zip(chunk, self._window_logits(crops, text)):
+                out[:, y1:y2, x1:x2] += lg
+                count[:, y1:y2, x1:x2] += 1
         return out / count
 
     def postprocess(self, logits: torch.Tensor, query_to_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
