@@ -20,3 +20,32 @@ class OVInitWeightsHook(Hook):
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         model.init_weights()
+
+
+@register('HOOKS')
+class OVExportCLIPHook(Hook):
+    """After training (and every ``interval`` iterations), export the trained CLIP as open_clip
+    ``NAME.json`` + ``NAME.safetensors`` into the work dir, loadable by ``build_clip(config_file=...,
+    checkpoint=...)`` with no unpickling.
+
+    Args:
+        name: file stem.
+        interval: also export every this many iterations (0: only at the end).
+    """
+    priority = 'LOW'
+
+    def __init__(self, name: str, interval: int = 0) -> None:
+        self.name = name
+        self.interval = interval
+
+    def _export(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if runner.rank == 0:
+            model.export(runner.work_dir, self.name)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.interval and self.every_n_train_iters(runner, self.interval):
+            self._export(runner)
+
+    def after_train(self, runner) -> None:
+        self._export(runner)

@@ -1,0 +1,112 @@
+"""Image-caption pairs from the synthetic world, for contrastive CLIP pretraining."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..registry import register
+from .synthetic import WorldConfig, generate
+
+# caption styles: which attributes a caption names. Shape-only captions cannot be matched by colour,
+# so the contrastive loss has to learn form (colour alone is a shortcut it otherwise takes first).
+STYLES = ('full', 'color', 'shape', 'size_texture')
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ', '.join(words[:-1]) + ' and ' + words[-1]
+
+
+def make_caption(objects: list[dict], stuff: str, style: str, rng: np.random.Generator) -> str:
+    objs = [objects[i] for i in rng.permutation(len(objects))]
+    if not objs:
+        return f'a photo of {stuff}.'
+    if style == 'full':
+        ws = [' '.join(w for w in (o['size'], o['color'], o['texture'] if o['texture'] != 'plain' else '', o['cls']) if w)
+              for o in objs]
+        return f'a photo of a {_join(ws)} on {stuff}.'
+    if style == 'color':
+        return f"a {_join([o['color'] + ' ' + o['cls'] for o in objs])}."
+    if style == 'shape':
+        return f"a picture with a {_join([o['cls'] for o in objs])}."
+    ws = [' '.join(w for w in (o['size'], o['texture'] if o['texture'] != 'plain' else '', o['cls']) if w) for o in objs]
+    return f'a {_join(ws)}.'
+
+
+@register('DATASETS', mmdet=False)
+class OVSyntheticCaptionDataset(Dataset):
+    """A pool of generated scenes with captions drawn per access in random styles.
+
+    The pool is generated once (and cached as ``.npz`` under ``cache_dir`` when given) on first use,
+    not in the constructor; a random horizontal flip augments it.
+
+    Args:
+        num_images: pool size.
+        seed: world seed (use different seeds for training and held-out evaluation).
+        image_size: side of the square images.
+        max_objects: objects per image (1..max_objects).
+        style_probs: probabilities of the caption styles ``STYLES``.
+        cache_dir: where to cache the pool.
+    """
+
+    def __init__(self, num_images: int, seed: int, *, image_size: int = 128, max_objects: int = 3,
+                 style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), cache_dir: str | None = None) -> None:
+        if len(style_probs) != len(STYLES) or abs(sum(style_probs) - 1) > 1e-6:
+            raise ValueError(f'style_probs must be {len(STYLES)} probabilities for {STYLES} summing to 1')
+        self.num_images = num_images
+        self.seed = seed
+        self.world = WorldConfig(size=image_size, max_objects=max_objects)
+        self.style_probs = np.asarray(style_probs)
+        self.cache_dir = cache_dir
+        self._images: np.ndarray | None = None
+        self._meta: list[dict] | None = None
+        self._epoch_rng = np.random.default_rng(seed + 12345)
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def _cache_path(self) -> Path | None:
+        if not self.cache_dir:
+            return None
+        key = hashlib.sha1(json.dumps([self.num_images, self.seed, self.world.__dict__]).encode()).hexdigest()[:12]
+        return Path(self.cache_dir) / f'synthetic_pool_{key}.npz'
+
+    def _build(self) -> None:
+        path = self._cache_path()
+        if path is not None and path.is_file():
+            data = np.load(path, allow_pickle=False)
+            self._images, self._meta = data['images'], json.loads(str(data['meta']))
+            return
+        from mmengine.utils import ProgressBar
+        images = np.empty((self.num_images, self.world.size, self.world.size, 3), np.uint8)
+        meta = []
+        bar = ProgressBar(self.num_images)
+        for i in range(self.num_images):
+            s = generate(self.seed, i, self.world)
+            images[i] = s.image
+            meta.append(dict(stuff=s.stuff[0], objects=[dict(cls=o.cls, color=o.color, size=o.size, texture=o.texture)
+                                                         for o in s.objects]))
+            bar.update()
+        self._images, self._meta = images, meta
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix('.tmp.npz')
+            np.savez(tmp, images=images, meta=np.array(json.dumps(meta)))
+            os.replace(tmp, path)
+
+    def __getitem__(self, index: int) -> dict:
+        if self._images is None:
+            self._build()
+        rng = np.random.default_rng([self.seed, index, int(self._epoch_rng.integers(1 << 30))])
+        img = self._images[index]
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        m = self._meta[index]
+        style = STYLES[int(rng.choice(len(STYLES), p=self.style_probs))]
+        caption = make_caption(m['objects'], m['stuff'], style, rng)
+        return dict(inputs=torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), data_samples=caption)

@@ -1,0 +1,56 @@
+"""Contrastive CLIP pretraining (for small CLIPs trained from scratch, e.g. on the synthetic world)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+
+from ..clip import build_clip
+from ..registry import register
+
+
+@register('MODELS')
+class OVCLIPPretrainer(BaseModel):
+    """Train an open_clip CLIP with the symmetric InfoNCE loss on image-caption batches.
+
+    Identical captions in a batch are all positives of each other (soft targets), so frequent short
+    captions ("a picture with a circle.") do not become false negatives.
+
+    Args:
+        model_cfg: open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``...).
+        data_preprocessor: mmengine ``ImgDataPreprocessor`` config (mean/std, channel order).
+    """
+
+    def __init__(self, model_cfg: dict, *, data_preprocessor: dict | None = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.model_cfg = dict(model_cfg)
+        self.clip = build_clip(model_cfg=model_cfg)
+
+    def forward(self, inputs: torch.Tensor, data_samples: list[str] | None = None, mode: str = 'loss'):
+        img = self.clip.encode_image(inputs, normalize=True)
+        if mode == 'tensor':
+            return img
+        txt = self.clip.encode_text(list(data_samples), normalize=True)
+        logits = self.clip.logit_scale.exp().clamp(max=100) * img @ txt.t()
+        same = torch.tensor([[a == b for b in data_samples] for a in data_samples], device=logits.device).float()
+        target = same / same.sum(1, keepdim=True)
+        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        if mode == 'loss':
+            return dict(loss=loss)
+        raise ValueError(f"unknown mode '{mode}'; valid: ['loss', 'tensor']")
+
+    def export(self, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+        """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights) for the adapter."""
+        from safetensors.torch import save_file
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg, weights = out / f'{name}.json', out / f'{name}.safetensors'
+        state = {k: v.detach().cpu().contiguous() for k, v in self.clip.model.state_dict().items()}
+        save_file(state, str(weights.with_suffix('.tmp')))
+        os.replace(weights.with_suffix('.tmp'), weights)
+        cfg.write_text(json.dumps(self.model_cfg, indent=2))
+        return cfg, weights

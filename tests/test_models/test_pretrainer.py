@@ -1,0 +1,52 @@
+import torch
+from mmengine.model import ImgDataPreprocessor
+
+from ovdense.clip import build_clip
+from ovdense.datasets.captions import STYLES, OVSyntheticCaptionDataset, make_caption
+from ovdense.models import OVCLIPPretrainer
+from ovdense.testing import TINY_CLIP_CFG
+
+
+def test_caption_dataset(tmp_path):
+    ds = OVSyntheticCaptionDataset(8, seed=0, image_size=64, cache_dir=str(tmp_path))
+    item = ds[3]
+    assert item['inputs'].shape == (3, 64, 64) and item['inputs'].dtype == torch.uint8
+    assert isinstance(item['data_samples'], str)
+    assert len(list(tmp_path.glob('*.npz'))) == 1
+    again = OVSyntheticCaptionDataset(8, seed=0, image_size=64, cache_dir=str(tmp_path))
+    again[0]
+    assert (again._images == ds._images).all()  # read back from the cache
+
+
+def test_shape_captions_name_no_colour():
+    import numpy as np
+    objs = [dict(cls='star', color='red', size='small', texture='striped')]
+    rng = np.random.default_rng(0)
+    assert make_caption(objs, 'grass', 'shape', rng) == 'a picture with a star.'
+    assert 'red' in make_caption(objs, 'grass', 'full', rng) and 'grass' in make_caption(objs, 'grass', 'full', rng)
+    assert set(STYLES) == {'full', 'color', 'shape', 'size_texture'}
+
+
+def test_pretrainer_learns_and_exports(tmp_path):
+    torch.manual_seed(0)
+    model = OVCLIPPretrainer(TINY_CLIP_CFG, data_preprocessor=dict(type='ImgDataPreprocessor'))
+    assert isinstance(model.data_preprocessor, ImgDataPreprocessor)
+    imgs = torch.zeros(4, 3, 64, 64)
+    imgs[0, 0] = imgs[2, 0] = 2.0  # two red images share a caption
+    imgs[1, 2] = 2.0
+    imgs[3, 1] = 2.0
+    caps = ['a red circle.', 'a blue star.', 'a red circle.', 'a green cross.']  # duplicate = positives
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = model(imgs, caps)['loss']
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    cfg, weights = model.export(tmp_path, 'tiny')
+    clip = build_clip(config_file=cfg, checkpoint=weights)
+    clip.load_weights()
+    with torch.no_grad():
+        assert torch.allclose(clip.encode_image(imgs), model.clip.encode_image(imgs), atol=1e-6)
