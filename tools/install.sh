@@ -56,8 +56,30 @@ if ! have mmcv==2.1.0 || ! "$PY" -c "import mmcv.ops" >/dev/null 2>&1; then
   "${PIP[@]}" -c requirements/constraints.txt --no-deps --force-reinstall "$WHEEL"
 fi
 
-# 3. the rest, pinned.
-"${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/tests.txt
+# 3. the rest, pinned; only when something is missing (a satisfied `pip install -r` would still
+#    re-resolve mmengine's opencv-python dependency and bring it back next to the headless build).
+unmet=$("$PY" - requirements/runtime.txt requirements/tests.txt <<'PYEOF'
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+for path in sys.argv[1:]:
+    for line in open(path):
+        line = line.split('#')[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        try:
+            ok = metadata.version(req.name) in req.specifier or not req.specifier
+        except metadata.PackageNotFoundError:
+            ok = False
+        if not ok:
+            print(line)
+PYEOF
+)
+if [ -n "$unmet" ]; then
+  log "installing: $(echo $unmet)"
+  "${PIP[@]}" -c requirements/constraints.txt -r requirements/runtime.txt -r requirements/tests.txt
+fi
 
 # 4. mmengine pulls opencv-python next to opencv-python-headless; both own cv2/: keep headless only.
 if have_any=$("$PY" -m pip show opencv-python 2>/dev/null) && [ -n "$have_any" ]; then
