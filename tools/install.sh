@@ -29,7 +29,7 @@ if ! have torch==2.14.1 || ! have torchvision==0.29.1; then
   log "installing torch 2.14.1 / torchvision 0.29.1"
   "${PIP[@]}" -c requirements/constraints.txt torch==2.14.1 torchvision==0.29.1
 fi
-"${PIP[@]}" -c requirements/constraints.txt "setuptools>=77.0.3,<81" wheel ninja
+"${PIP[@]}" -c requirements/constraints.txt "setuptools>=77.0.3,<81" wheel ninja packaging
 
 # 2. mmcv 2.1.0 with CPU ops, built once per torch version and cached.
 if ! have mmcv==2.1.0 || ! "$PY" -c "import mmcv.ops" >/dev/null 2>&1; then
