@@ -35,8 +35,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ImageReadError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
-    if img.size > MAX_PIXELS * 4:
-        raise ImageReadError(f'image {path} is too large ({img.shape[1]}x{img.shape[0]})')
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ImageReadError(f'image {path} is too large ({img.shape[1]}x{img.shape[0]} > {MAX_PIXELS} pixels)')
     if img.ndim == 2:
         return np.ascontiguousarray(np.repeat(img[:, :, None], 3, 2))
     if img.shape[2] == 4:

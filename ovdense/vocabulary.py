@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -119,9 +119,6 @@ class Vocabulary:
     def fingerprint(self) -> str:
         """Stable hash of the classes and their names (order matters)."""
         return hashlib.sha1(json.dumps(self.classes).encode()).hexdigest()[:16]
-
-    def subset(self, indices: Iterable[int]) -> 'Vocabulary':
-        return Vocabulary(tuple(self.classes[i] for i in indices), source=f'{self.source}[subset]')
 
 
 class TextEmbeddingCache:
