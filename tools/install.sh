@@ -82,7 +82,7 @@ if [ -n "$unmet" ]; then
 fi
 
 # 4. mmengine pulls opencv-python next to opencv-python-headless; both own cv2/: keep headless only.
-if have_any=$("$PY" -m pip show opencv-python 2>/dev/null) && [ -n "$have_any" ]; then
+if "$PY" -m pip show -q opencv-python >/dev/null 2>&1; then
   log "replacing opencv-python by opencv-python-headless"
   "$PY" -m pip uninstall -y -q opencv-python opencv-python-headless
   "${PIP[@]}" -c requirements/constraints.txt opencv-python-headless

@@ -107,15 +107,16 @@ class OVCLIPViT(BaseModule):
         self.ln_eps = ln_eps
         self.act = act
         self.frozen = frozen
-        tower = self.tower
-        n = len(tower.blocks)
+        # a view of the tower's modules (same parameter objects), checked and built once
+        self._tower = self.clip.vit_tower()
+        n = len(self._tower.blocks)
         self.out_indices = tuple(i % n for i in out_indices)
         if frozen:
             self.clip.requires_grad_(False)
 
     @property
     def tower(self) -> ViTTower:
-        return self.clip.vit_tower()
+        return self._tower
 
     @property
     def embed_dim(self) -> int:
