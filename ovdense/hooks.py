@@ -49,3 +49,33 @@ class OVExportCLIPHook(Hook):
 
     def after_train(self, runner) -> None:
         self._export(runner)
+
+
+@register('HOOKS', mmdet=False)
+class OVSyntheticZeroShotHook(Hook):
+    """Every ``interval`` training iterations, measure the CLIP being trained on held-out scenes of
+    the synthetic world (image-level zero-shot top-1 over the object classes, image->text R@1) and
+    log them with the losses, so a pretraining log shows what is learnt and when.
+
+    Args:
+        interval: iterations between measurements.
+        num_images: held-out single-object scenes classified.
+    """
+    priority = 'LOW'
+
+    def __init__(self, interval: int = 1000, num_images: int = 600) -> None:
+        self.interval = interval
+        self.num_images = num_images
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self.every_n_train_iters(runner, self.interval) or runner.rank != 0:
+            return
+        from .evaluation.synthetic import image_zero_shot
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        size = model.model_cfg['vision_cfg']['image_size']
+        res = image_zero_shot(model.clip, num_images=self.num_images, image_size=size)
+        model.train()
+        runner.logger.info(f"iter {runner.iter + 1}: zero-shot top-1 {100 * res['top1']:.1f}% over the object "
+                           f"classes, image->text R@1 {100 * res['retrieval_r1']:.1f}%")
+        for key in ('top1', 'retrieval_r1'):
+            runner.message_hub.update_scalar(f'val/synthetic_{key}', res[key])

@@ -27,6 +27,7 @@ SEG_CONFIGS = {
     ('maskclip', 'configs/maskclip/maskclip_vit16_520x520_pascal_context_59.py'):
         'configs/maskclip/maskclip_vit-b16_context59-520x520.py',
 }
+CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
 
 
 @dataclass
@@ -61,8 +62,10 @@ def run_case(case_path: str | Path) -> list[Check]:
     key = (ref, case.get('config_file'))
     if key in SEG_CONFIGS:
         return _run_segmentation(case, golden_dir, REPO / SEG_CONFIGS[key])
+    if ref == 'clipself':
+        return _run_clipself(case, golden_dir, REPO / CLIPSELF_CONFIG)
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f'implemented: {sorted({r for r, _ in SEG_CONFIGS})}')
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -132,4 +135,63 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
     gold = case['seg_logits']
     checks.append(Check('seg_logits', _max_diff(res['probs'], gold[0] if gold.dim() == 4 else gold)))
     checks.append(Check('pred_label_mismatches', float((res['label'] != case['pred_label']).sum()), 0))
+    return checks
+
+
+def _run_clipself(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """CLIPSelf: our config's model (golden CLIP swapped in) and transforms on the case's image and boxes."""
+    import numpy as np
+    import torch.nn.functional as F
+    from mmengine.config import Config
+    from PIL import Image
+
+    from ovdense.datasets.clipself import mask_to_grid, resize_longest, resize_max_size
+    from ovdense.models.backbones.clip_vit import interpolate_pos_embed
+    from ovdense.models.clipself import (OVCLIPSelf, box_masks, mask_attn_features, mask_features,
+                                         roi_features)
+
+    cfg = Config.fromfile(str(config))
+    model_cfg = {k: v for k, v in cfg.model.items() if k != 'type'}
+    model_cfg['clip'] = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                             checkpoint=str(golden_dir / 'tiny_clip_seed0.safetensors'))
+    model = OVCLIPSelf(**model_cfg)
+    model.init_weights()
+    model.eval()
+    ds = cfg.train_dataloader.dataset
+    checks = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+
+    image = Image.fromarray(case['image_rgb_uint8'].numpy())
+    w, h = image.size
+    size = int(case['det_image_size'])  # the case ran at 448; our config's input size is a knob
+    x, scale = resize_longest(image, size, mean=ds.get('mean', case['image_mean']),
+                              std=ds.get('std', case['image_std']))
+    add('input', x[None], case['input'])
+    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([w, h, w, h])
+    boxes = boxes_px * scale / size
+    add('boxes_normed_input', boxes, case['boxes_normed_input'])
+    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
+    add('teacher_crops', crops, case['teacher_crops'])
+    x = case['input']  # downstream checks start from the reference input
+    with torch.no_grad():
+        dense = model.student.dense_features(x, normalize=True)
+        add('dense_feature_map', dense, case['dense_feature_map'])
+        gh, gw = dense.shape[-2:]
+        add('rescaled_pos_embed_28x28', interpolate_pos_embed(
+            model.student.tower.positional_embedding, (gh, gw), method=model.student.pos_interp),
+            case['rescaled_pos_embed_28x28'])
+        ref_boxes = case['boxes_normed_input']
+        add('roi_features_v2_roialign', roi_features(dense, [ref_boxes]), case['roi_features_v2_roialign'])
+        add('roi_features_v1_maskattn', mask_attn_features(model.student, x, [box_masks(ref_boxes, gh, gw)]),
+            case['roi_features_v1_maskattn'])
+        grid = torch.stack([mask_to_grid(m.numpy().astype(np.uint8), gh) for m in case['masks_full_res']])
+        checks.append(Check('masks_feature_grid_mismatches',
+                            float((grid != case['masks_feature_grid']).sum()), 0))
+        ref_masks = case['masks_feature_grid']
+        add('mask_pooled_features', mask_features(dense, [ref_masks]), case['mask_pooled_features'])
+        add('mask_attn_pooled_features', F.normalize(mask_attn_features(model.student, x, [ref_masks]), dim=-1),
+            case['mask_attn_pooled_features'])
+        add('teacher_crop_features', model.teacher.encode_image(case['teacher_crops']), case['teacher_crop_features'])
+        loss = model(x, [dict(boxes=ref_boxes, crops=case['teacher_crops'])], mode='loss')['loss_cosine']
+        add('loss_cosine', loss, case['loss_cosine'])
     return checks

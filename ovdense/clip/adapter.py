@@ -114,9 +114,11 @@ class CLIPModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, tokenizer: Callable[[Sequence[str]], torch.Tensor], *,
-                 name: str, pretrained: str | None = None, checkpoint: str | None = None) -> None:
+                 name: str, pretrained: str | None = None, checkpoint: str | None = None,
+                 model_cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.model_cfg = dict(model_cfg) if model_cfg is not None else None
         self.tokenizer = tokenizer
         self.name = name
         self.pretrained = pretrained
@@ -154,6 +156,25 @@ class CLIPModel(nn.Module):
         except RuntimeError as e:  # shape mismatches
             raise CheckpointError(f"checkpoint {path} does not fit model '{self.name}': {e}") from None
         self._text_fingerprint = None
+
+    def save(self, out_dir: str | os.PathLike, name: str, *,
+             state_dict: Mapping[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
+        """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights, or the given
+        ``state_dict`` of the same keys) atomically; ``build_clip(config_file=..., checkpoint=...)`` loads them.
+        """
+        from safetensors.torch import save_file
+        cfg = self.model_cfg if self.model_cfg is not None else _open_clip().get_model_config(self.name)
+        if cfg is None:
+            raise ValueError(f"no open_clip model config known for '{self.name}'")
+        state = self.model.state_dict() if state_dict is None else state_dict
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_path, weights = out / f'{name}.json', out / f'{name}.safetensors'
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights) + '.tmp')
+        os.replace(str(weights) + '.tmp', weights)
+        cfg_path.with_suffix('.json.tmp').write_text(json.dumps(cfg, indent=2))
+        os.replace(cfg_path.with_suffix('.json.tmp'), cfg_path)
+        return cfg_path, weights
 
     # --------------------------------------------------------------------- text
     @property
@@ -305,7 +326,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
         tokenizer = oc.get_tokenizer(name)
     model.eval()
     return CLIPModel(model, tokenizer, name=name, pretrained=pretrained,
-                     checkpoint=checkpoint)
+                     checkpoint=checkpoint, model_cfg=model_cfg)
 
 
 def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:

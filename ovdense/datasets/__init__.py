@@ -1,5 +1,6 @@
 """Datasets. ``import ovdense.datasets`` registers the mmseg datasets below."""
 from .captions import OVSyntheticCaptionDataset
+from .clipself import OVCLIPSelfDataset
 from .seg import OVCamVidDataset, OVCOCOObjectDataset, OVPascalVOC20Dataset, OVSyntheticSegDataset
 
-__all__ = ['OVSyntheticCaptionDataset', 'OVCamVidDataset', 'OVCOCOObjectDataset', 'OVPascalVOC20Dataset', 'OVSyntheticSegDataset']
+__all__ = ['OVSyntheticCaptionDataset', 'OVCLIPSelfDataset', 'OVCamVidDataset', 'OVCOCOObjectDataset', 'OVPascalVOC20Dataset', 'OVSyntheticSegDataset']

@@ -51,17 +51,24 @@ class OVSyntheticCaptionDataset(Dataset):
         image_size: side of the square images.
         max_objects: objects per image (1..max_objects).
         style_probs: probabilities of the caption styles ``STYLES``.
+        gray_prob: probability of showing an image in grey levels, captioned without colour words
+            (style ``shape`` or ``size_texture``): a batch-level hard negative for colour, so the loss
+            can only fall by telling forms apart.
         cache_dir: where to cache the pool.
     """
 
     def __init__(self, num_images: int, seed: int, *, image_size: int = 128, max_objects: int = 3,
-                 style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), cache_dir: str | None = None) -> None:
+                 style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), gray_prob: float = 0.0,
+                 cache_dir: str | None = None) -> None:
         if len(style_probs) != len(STYLES) or abs(sum(style_probs) - 1) > 1e-6:
             raise ValueError(f'style_probs must be {len(STYLES)} probabilities for {STYLES} summing to 1')
         self.num_images = num_images
         self.seed = seed
         self.world = WorldConfig(size=image_size, max_objects=max_objects)
         self.style_probs = np.asarray(style_probs)
+        if not 0 <= gray_prob <= 1:
+            raise ValueError(f'gray_prob must be in [0, 1], got {gray_prob}')
+        self.gray_prob = gray_prob
         self.cache_dir = cache_dir
         self._images: np.ndarray | None = None
         self._meta: list[dict] | None = None
@@ -108,5 +115,8 @@ class OVSyntheticCaptionDataset(Dataset):
             img = img[:, ::-1]
         m = self._meta[index]
         style = STYLES[int(rng.choice(len(STYLES), p=self.style_probs))]
+        if rng.random() < self.gray_prob:
+            img = np.repeat(img @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(img.shape).astype(np.uint8)
+            style = 'shape' if rng.random() < 0.6 else 'size_texture'
         caption = make_caption(m['objects'], m['stuff'], style, rng)
         return dict(inputs=torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), data_samples=caption)

@@ -1,8 +1,10 @@
 """Importing this package registers every ovdense module into mmseg's and mmdet's registries."""
 from .backbones import DENSE_MODES, OVCLIPViT
 from .data_preprocessor import OVSegDataPreProcessor
+from .clipself import OVCLIPSelf
 from .pretrainer import OVCLIPPretrainer
 from .segmentors import OVSegmentor
-from .. import datasets, hooks  # noqa: F401  (register datasets and hooks too)
+from .. import datasets, fileio, hooks  # noqa: F401  (register datasets, file backend and hooks too)
+from ..evaluation import region  # noqa: F401  (registers the metric)
 
-__all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer']
+__all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer', 'OVCLIPSelf']

@@ -1,7 +1,6 @@
 """Contrastive CLIP pretraining (for small CLIPs trained from scratch, e.g. on the synthetic world)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -45,12 +44,4 @@ class OVCLIPPretrainer(BaseModel):
 
     def export(self, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
         """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights) for the adapter."""
-        from safetensors.torch import save_file
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg, weights = out / f'{name}.json', out / f'{name}.safetensors'
-        state = {k: v.detach().cpu().contiguous() for k, v in self.clip.model.state_dict().items()}
-        save_file(state, str(weights.with_suffix('.tmp')))
-        os.replace(weights.with_suffix('.tmp'), weights)
-        cfg.write_text(json.dumps(self.model_cfg, indent=2))
-        return cfg, weights
+        return self.clip.save(out_dir, name)

@@ -1,0 +1,67 @@
+# CLIPSelf self-distillation of an OpenAI CLIP ViT-B/16 (open_clip), the reference recipe
+# (wusize/CLIPSelf scripts: AdamW lr 1e-5, wd 0.1, 1000 warm-up iterations, 6 epochs, 8 GPUs x 2 images,
+# student input 1024, teacher crops 224, grid max split 6 / max 6 boxes, loss 1 - cos, export alpha 0.7).
+_base_ = ['mmseg::_base_/default_runtime.py']
+custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+
+model = dict(
+    type='OVCLIPSelf',
+    clip=dict(model_name='ViT-B-16', pretrained='openai'),
+    mode='maskclip',            # student last block: value path with residual + FFN (reference encode_dense)
+    pos_interp='bicubic',
+    region_pool='roi_align',    # reference extract_type v2
+    train_blocks=None,          # all blocks; e.g. 12 of ViT-L/14's 24 to save memory
+    alpha=0.7,
+    templates='openai',
+    data_preprocessor=dict(type='BaseDataPreprocessor'))
+
+data_root = 'data/coco/'
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type='OVCLIPSelfDataset', ann_file=data_root + 'annotations/instances_train2017.json',
+                 img_dir=data_root + 'train2017', mode='grid', input_size=1024, crop_size=224, patch_size=16,
+                 max_split=6, max_boxes=6))
+
+max_iters = 44000  # 6 epochs of COCO train2017 (118k images) at a global batch of 16
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6),
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=1000, end=max_iters, eta_min=0.0),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+
+# region classification (tools/test.py): every annotated region, three ways
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type='OVCLIPSelfDataset', ann_file=data_root + 'annotations/instances_val2017.json',
+                 img_dir=data_root + 'val2017', mode='annotations', input_size=1024, crop_size=224,
+                 patch_size=16))
+test_evaluator = dict(type='OVRegionClsMetric')
+test_cfg = dict(type='TestLoop')
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=2000, by_epoch=False, max_keep_ckpts=3,
+                    backend_args=dict(backend='ov_atomic_local')),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=None)
+custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='clipself_export')]
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)

@@ -1,0 +1,248 @@
+"""CLIPSelf: a CLIP ViT distils its own image-crop embeddings into its dense feature map."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torchvision.ops import roi_align
+
+from ..clip import CLIPModel, build_clip
+from ..registry import register
+from ..vocabulary import TextEmbeddingCache, Vocabulary
+from .backbones.clip_vit import OVCLIPViT
+
+REGION_POOLS = ('roi_align', 'mask', 'mask_attn')
+REGION_PATHS = ('roi', 'mask', 'crop')
+
+
+def roi_features(dense: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N, D) RoIAlign (1x1 output, aligned, adaptive sampling) of a (B, D, h, w) map over boxes given
+    normalised x0, y0, x1, y1 per image (list of (n_i, 4)), as CLIPSelf's ``encode_pseudo_boxes`` v2."""
+    h, w = dense.shape[-2:]
+    scale = torch.tensor([w, h, w, h], dtype=dense.dtype, device=dense.device)
+    rois = [b.to(dense) * scale for b in boxes]
+    return roi_align(dense, rois, output_size=(1, 1), spatial_scale=1.0, sampling_ratio=-1, aligned=True).flatten(1)
+
+
+def box_masks(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(n, h, w) bool masks on the patch grid of normalised boxes: cells [y0, y1) x [x0, x1) of the
+    truncated scaled corners (CLIPSelf's ``_generate_masks_per_image``; a box thinner than a cell is empty)."""
+    scaled = (boxes * torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)).long()
+    x0, y0, x1, y1 = (c.view(-1, 1, 1) for c in scaled.unbind(-1))
+    ys = torch.arange(h, device=boxes.device).view(1, h, 1)
+    xs = torch.arange(w, device=boxes.device).view(1, 1, w)
+    return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+
+
+def mask_attn_features(vit: OVCLIPViT, images: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N, D) CLIPSelf's mask-attention pooling (``mask_attn_pool``, extract type v1).
+
+    One extra query token per mask, initialised as the CLS token, goes through every (standard) block
+    attending only to CLS and the patches inside its mask; nothing attends to the query tokens, so the
+    image tokens are unchanged. Its output after ``ln_post`` and the projection is the region feature.
+
+    Args:
+        vit: the dense backbone (its blocks, layer norms and projection are used).
+        images: (B, 3, H, W) normalised images.
+        masks: per image, (n_i, h, w) bool masks on the patch grid.
+    """
+    t = vit.tower
+    x, (h, w) = vit.embed(images)
+    B, L, C = x.shape
+    nq = max(len(m) for m in masks)
+    allowed_q = torch.ones(B, nq, L, dtype=torch.bool, device=x.device)
+    for b, m in enumerate(masks):
+        allowed_q[b, :len(m), 1:] = m.flatten(1).to(x.device)
+    allowed = torch.ones(B, nq + L, nq + L, dtype=torch.bool, device=x.device)
+    allowed[:, :, :nq] = False  # nobody attends to the query tokens
+    allowed[:, :nq, nq:] = allowed_q
+    allowed = allowed[:, None]
+    x = torch.cat([x[:, :1].expand(B, nq, C), x], 1)
+    for blk in t.blocks:
+        q, k, v = vit._qkv(blk, vit._ln(blk.ln_1, x))
+        x = x + blk.ls_1(vit._out(blk, F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)))
+        x = x + blk.ls_2(vit._mlp(blk, vit._ln(blk.ln_2, x)))
+    feats = vit._ln(t.ln_post, x[:, :nq]) @ t.proj
+    return torch.cat([feats[b, :len(m)] for b, m in enumerate(masks)])
+
+
+def mask_features(dense: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N, D) mean of the (already normalised) dense tokens inside each mask, L2-normalised, as
+    CLIPSelf's ``encode_masks(mask_attn=False)``. ``dense`` (B, D, h, w), masks per image (n_i, h, w)."""
+    out = []
+    for feats, m in zip(dense, masks):
+        m = m.to(feats.dtype).flatten(1)  # (n, hw)
+        out.append(m @ feats.flatten(1).t() / (m.sum(1, keepdim=True) + 1e-12))
+    return F.normalize(torch.cat(out), dim=-1)
+
+
+@register('MODELS')
+class OVCLIPSelf(BaseModel):
+    """CLIPSelf self-distillation of a CLIP ViT, and region classification for its evaluation.
+
+    Student: the dense backbone (:class:`OVCLIPViT`, trainable). Teacher: a frozen copy of the
+    starting weights, encoding image crops of the regions at its native size. Loss:
+    ``1 - cos(student region feature, teacher crop embedding)`` averaged over all regions of the
+    global batch (so N processes give the gradients of one process with the same global batch).
+
+    Args:
+        clip: keyword arguments of :func:`ovdense.clip.build_clip` (both towers are built from it).
+        mode: student last-block mode (reference: ``'maskclip'``, the value path with residual + FFN).
+        pos_interp: student position-embedding interpolation (reference: ``'bicubic'`` by size).
+        region_pool: student region features of the boxes: ``'roi_align'`` on the normalised dense
+            map (reference v2), ``'mask'`` (mean of the normalised tokens in the box mask) or
+            ``'mask_attn'`` (reference v1, :func:`mask_attn_features`).
+        train_blocks: train every block (None, the reference) or only the last N blocks (+ ln_post,
+            proj), for large models.
+        alpha: weight of the student in the exported weight-space ensemble
+            ``alpha * student + (1 - alpha) * teacher`` (reference 0.7 for B, 0.95 for L).
+        vocabulary: classes for region classification (``mode='predict'``).
+        templates: prompt templates for the vocabulary.
+        data_preprocessor: mmengine data preprocessor config (images arrive normalised).
+    """
+
+    def __init__(self, clip: dict, mode: str = 'maskclip', *, pos_interp: str = 'bicubic',
+                 region_pool: str = 'roi_align', train_blocks: int | None = None, alpha: float = 0.7,
+                 vocabulary: Any = None, templates: Sequence[str] | str = 'openai',
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'),
+                         init_cfg=init_cfg)
+        if region_pool not in REGION_POOLS:
+            raise ValueError(f"unknown region_pool '{region_pool}'; valid: {list(REGION_POOLS)}")
+        if not 0 <= alpha <= 1:
+            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+        self.clip_cfg = dict(clip)
+        self.student = OVCLIPViT(build_clip(**clip), mode, pos_interp=pos_interp, frozen=False)
+        self.teacher: CLIPModel = build_clip(**clip)
+        self.teacher.requires_grad_(False)
+        self.region_pool = region_pool
+        self.alpha = alpha
+        self.templates = templates
+        self.vocabulary = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
+        self.text_cache = TextEmbeddingCache()
+        self._freeze(train_blocks)
+
+    def _freeze(self, train_blocks: int | None) -> None:
+        clip = self.student.clip
+        for p in clip.text_parameters():  # the text tower is not distilled
+            p.requires_grad_(False)
+        if train_blocks is None:
+            return
+        tower = self.student.tower
+        n = len(tower.blocks)
+        if not 1 <= train_blocks <= n:
+            raise ValueError(f'train_blocks must be in 1..{n} (or None for all), got {train_blocks}')
+        clip.visual.requires_grad_(False)
+        for blk in tower.blocks[n - train_blocks:]:
+            for m in (blk.ln_1, blk.attn, blk.ln_2, blk.fc1, blk.fc2, blk.ls_1, blk.ls_2):
+                m.requires_grad_(True)
+        tower.ln_post.requires_grad_(True)
+        tower.proj.requires_grad_(True)
+
+    def init_weights(self) -> None:
+        """Load the CLIP weights into the student, and copy them into the teacher (once)."""
+        if self._is_init:
+            return
+        self.student.init_weights()
+        self.teacher.model.load_state_dict(self.student.clip.model.state_dict())
+        self._is_init = True
+
+    def train(self, mode: bool = True) -> 'OVCLIPSelf':
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------------ features
+    def region_features(self, images: torch.Tensor, dense: torch.Tensor | None,
+                        boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(N, D) student features of normalised boxes (per image (n_i, 4)), from the normalised dense
+        map (B, D, h, w) of ``images`` (computed here when None)."""
+        if self.region_pool == 'mask_attn':
+            p = self.student.patch_size
+            h, w = images.shape[-2] // p, images.shape[-1] // p
+            return mask_attn_features(self.student, images, [box_masks(b.to(images), h, w) for b in boxes])
+        if dense is None:
+            dense = self.student.dense_features(images, normalize=True)
+        if self.region_pool == 'roi_align':
+            return roi_features(dense, boxes)
+        h, w = dense.shape[-2:]
+        return mask_features(dense, [box_masks(b.to(dense), h, w) for b in boxes])
+
+    def forward(self, inputs: torch.Tensor | list[torch.Tensor], data_samples: list[dict] | None = None,
+                mode: str = 'loss') -> Any:
+        """Modes: ``'loss'`` (dict with ``loss_cosine``), ``'predict'`` (region classification, one dict
+        per image), ``'tensor'`` (the normalised student dense map (B, D, h, w))."""
+        images = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
+        if mode == 'loss':
+            return dict(loss_cosine=self._loss(images, data_samples))
+        if mode not in ('predict', 'tensor'):
+            raise ValueError(f"unknown mode '{mode}'; valid: ['loss', 'predict', 'tensor']")
+        dense = self.student.dense_features(images, normalize=True)
+        if mode == 'tensor':
+            return dense
+        return self._predict(dense, data_samples)
+
+    def _loss(self, images: torch.Tensor, samples: list[dict]) -> torch.Tensor:
+        boxes = [s['boxes'] for s in samples]
+        crops = torch.cat([s['crops'] for s in samples]).to(images)
+        with torch.no_grad():
+            teacher = F.normalize(self.teacher.encode_image(crops), dim=-1)
+        student = F.normalize(self.region_features(images, None, boxes), dim=-1)
+        dissim = (1 - (student * teacher).sum(-1)).sum()
+        count = torch.tensor(float(len(teacher)), device=images.device)
+        world = 1
+        if dist.is_available() and dist.is_initialized():
+            world = dist.get_world_size()
+            dist.all_reduce(count)  # DDP averages gradients over processes: scale to the global mean
+        return dissim * world / count.clamp(min=1)
+
+    # ---------------------------------------------------------- classification
+    def set_vocabulary(self, vocabulary: Any) -> None:
+        self.vocabulary = Vocabulary.coerce(vocabulary)
+
+    def _text(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.vocabulary is None:
+            raise ValueError('no vocabulary: pass vocabulary= to the model config or call set_vocabulary()')
+        from ..clip import prompt_templates
+        templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
+        emb = self.text_cache.get(self.teacher, self.vocabulary, templates)
+        return emb, self.vocabulary.query_to_class
+
+    def _classify(self, feats: torch.Tensor, text: torch.Tensor, q2c: torch.Tensor) -> torch.Tensor:
+        """(N, C) class scores: cosine with each class's best query."""
+        sims = F.normalize(feats.float(), dim=-1) @ text.to(feats.device).t()
+        num = int(q2c.max()) + 1
+        out = sims.new_full((sims.shape[0], num), -2.0)
+        return out.scatter_reduce(1, q2c.to(sims.device).expand_as(sims), sims, 'amax')
+
+    @torch.no_grad()
+    def _predict(self, dense: torch.Tensor, samples: list[dict]) -> list[dict]:
+        text, q2c = self._text()
+        roi = roi_features(dense, [s['boxes'] for s in samples])
+        msk = mask_features(dense, [s['masks'] for s in samples])
+        crops = torch.cat([s['crops'] for s in samples]).to(dense)
+        crop = self.teacher.encode_image(crops) if len(crops) else roi.new_zeros(0, roi.shape[1])
+        scores = {k: self._classify(v, text, q2c) for k, v in (('roi', roi), ('mask', msk), ('crop', crop))}
+        out, start = [], 0
+        for s in samples:
+            n = len(s['boxes'])
+            out.append(dict(img_id=s['img_id'], labels=s['labels'].cpu(),
+                            **{f'scores_{k}': v[start:start + n].cpu() for k, v in scores.items()}))
+            start += n
+        return out
+
+    # ------------------------------------------------------------------ export
+    def ensemble_state_dict(self, alpha: float | None = None) -> dict[str, torch.Tensor]:
+        """``alpha * student + (1 - alpha) * teacher`` of every floating-point CLIP weight."""
+        a = self.alpha if alpha is None else alpha
+        s, t = self.student.clip.model.state_dict(), self.teacher.model.state_dict()
+        return {k: (a * v + (1 - a) * t[k]) if v.is_floating_point() else v for k, v in s.items()}
+
+    def export(self, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+        """Write the weight-space ensemble as open_clip ``name.json`` + ``name.safetensors``."""
+        return self.student.clip.save(out_dir, name, state_dict=self.ensemble_state_dict())
