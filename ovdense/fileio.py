@@ -1,11 +1,20 @@
-"""An mmengine file backend whose writes are atomic (temporary file + rename)."""
+"""Checkpoint I/O for mmengine: atomic writes, and safe (weights-only) loading of training checkpoints.
+
+Importing this module (``import ovdense.models`` does) registers the ``ov_atomic_local`` file backend
+and replaces mmengine's local checkpoint loader by one that loads with ``weights_only=True``: on
+torch >= 2.6 mmengine's own loader cannot read its training checkpoints any more (``--resume`` fails),
+and turning ``weights_only`` off would unpickle arbitrary code.
+"""
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
+import torch
 from mmengine.fileio import LocalBackend, register_backend
+from mmengine.runner import CheckpointLoader
 
 
 @register_backend('ov_atomic_local')
@@ -33,3 +42,37 @@ class OVAtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
         self.put(obj.encode(encoding), filepath)
+
+
+_STAT_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj, name: str):
+    """The one ``getattr`` an mmengine checkpoint needs: HistoryBuffer's statistics methods, pickled by
+    name in the message hub. Anything else is refused (a free ``getattr`` would allow code execution)."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _STAT_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'checkpoint asks for getattr({obj!r}, {name!r}); refused')
+
+
+def checkpoint_safe_globals() -> list:
+    """What ``torch.load(weights_only=True)`` must accept to read an mmengine training checkpoint:
+    mmengine's HistoryBuffer (logged scalars), numpy arrays/scalars, and a restricted getattr."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    from numpy._core.multiarray import _reconstruct, scalar
+    dtypes = [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtypes,
+            (_history_buffer_getattr, 'builtins.getattr')]
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, with ``weights_only=True`` made to work for mmengine's own
+    training checkpoints (resume) without unpickling arbitrary objects."""
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        return torch.load(filename, map_location=map_location, weights_only=True)

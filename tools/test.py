@@ -35,10 +35,11 @@ def main() -> None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    holder = cfg.model.backbone if 'backbone' in cfg.model else cfg.model  # where the CLIP is named
     if args.clip_config:
-        cfg.model.backbone.clip = dict(config_file=args.clip_config)
+        holder.clip = dict(config_file=args.clip_config)
     if args.checkpoint:
-        cfg.model.backbone.clip = dict(cfg.model.backbone.clip, checkpoint=args.checkpoint)
+        holder.clip = dict(holder.clip, checkpoint=args.checkpoint)
     if args.load_from:
         cfg.load_from = args.load_from
     for loader in ('test_dataloader', 'val_dataloader'):

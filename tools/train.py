@@ -41,8 +41,13 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, args.resume
     if args.launcher == 'pytorch':
         import torch
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
+        if torch.cuda.is_available():
+            cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'nccl'
+        else:  # mmengine's init_dist and DDP wrapper assume a GPU per process: set both up for CPU
+            import torch.distributed as dist
+            dist.init_process_group('gloo')
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                         broadcast_buffers=False, find_unused_parameters=False)
     Runner.from_cfg(cfg).train()
 
 

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.structures import BaseDataElement
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -196,7 +197,8 @@ class OVCLIPSelfDataset(Dataset):
                                                for a in keep]) if keep else torch.zeros(0, 1, 1, dtype=torch.bool)
         sample['boxes'] = boxes * scale / self.input_size
         sample['crops'] = torch.stack(crops) if crops else torch.zeros(0, 3, self.crop_size, self.crop_size)
-        return dict(inputs=inputs, data_samples=sample)
+        # a data element is passed through collation as is (a dict would be transposed into lists)
+        return dict(inputs=inputs, data_samples=BaseDataElement(**sample))
 
     @staticmethod
     def _mask(ann: dict, h: int, w: int) -> np.ndarray:

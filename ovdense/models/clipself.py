@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
 from torchvision.ops import roi_align
 
 from ..clip import CLIPModel, build_clip
@@ -175,11 +176,12 @@ class OVCLIPSelf(BaseModel):
 
     def forward(self, inputs: torch.Tensor | list[torch.Tensor], data_samples: list[dict] | None = None,
                 mode: str = 'loss') -> Any:
-        """Modes: ``'loss'`` (dict with ``loss_cosine``), ``'predict'`` (region classification, one dict
+        """Modes: ``'loss'`` (``loss_cosine``; ``cos_dissim``, its global-batch mean, for logging), ``'predict'`` (region classification, one dict
         per image), ``'tensor'`` (the normalised student dense map (B, D, h, w))."""
         images = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
+        data_samples = [s.to_dict() if isinstance(s, BaseDataElement) else s for s in data_samples or []]
         if mode == 'loss':
-            return dict(loss_cosine=self._loss(images, data_samples))
+            return self._loss(images, data_samples)
         if mode not in ('predict', 'tensor'):
             raise ValueError(f"unknown mode '{mode}'; valid: ['loss', 'predict', 'tensor']")
         dense = self.student.dense_features(images, normalize=True)
@@ -187,19 +189,22 @@ class OVCLIPSelf(BaseModel):
             return dense
         return self._predict(dense, data_samples)
 
-    def _loss(self, images: torch.Tensor, samples: list[dict]) -> torch.Tensor:
+    def _loss(self, images: torch.Tensor, samples: list[dict]) -> dict[str, torch.Tensor]:
         boxes = [s['boxes'] for s in samples]
         crops = torch.cat([s['crops'] for s in samples]).to(images)
         with torch.no_grad():
             teacher = F.normalize(self.teacher.encode_image(crops), dim=-1)
         student = F.normalize(self.region_features(images, None, boxes), dim=-1)
         dissim = (1 - (student * teacher).sum(-1)).sum()
-        count = torch.tensor(float(len(teacher)), device=images.device)
+        stats = torch.stack([dissim.detach(), torch.tensor(float(len(teacher)), device=images.device)])
         world = 1
         if dist.is_available() and dist.is_initialized():
             world = dist.get_world_size()
-            dist.all_reduce(count)  # DDP averages gradients over processes: scale to the global mean
-        return dissim * world / count.clamp(min=1)
+            dist.all_reduce(stats)  # region count and loss sum of the global batch
+        count = stats[1].clamp(min=1)
+        # DDP averages gradients over processes: dissim * world / count gives the gradient of the
+        # global-batch mean. cos_dissim (logged, not optimised) is that global mean itself.
+        return dict(loss_cosine=dissim * world / count, cos_dissim=stats[0] / count)
 
     # ---------------------------------------------------------- classification
     def set_vocabulary(self, vocabulary: Any) -> None:

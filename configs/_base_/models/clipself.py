@@ -15,17 +15,6 @@ model = dict(
     templates='openai',
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 
-data_root = 'data/coco/'
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type='OVCLIPSelfDataset', ann_file=data_root + 'annotations/instances_train2017.json',
-                 img_dir=data_root + 'train2017', mode='grid', input_size=1024, crop_size=224, patch_size=16,
-                 max_split=6, max_boxes=6))
-
 max_iters = 44000  # 6 epochs of COCO train2017 (118k images) at a global batch of 16
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -40,15 +29,6 @@ val_cfg = None
 val_dataloader = None
 val_evaluator = None
 
-# region classification (tools/test.py): every annotated region, three ways
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type='OVCLIPSelfDataset', ann_file=data_root + 'annotations/instances_val2017.json',
-                 img_dir=data_root + 'val2017', mode='annotations', input_size=1024, crop_size=224,
-                 patch_size=16))
 test_evaluator = dict(type='OVRegionClsMetric')
 test_cfg = dict(type='TestLoop')
 
@@ -58,8 +38,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=2000, by_epoch=False, max_keep_ckpts=3,
                     backend_args=dict(backend='ov_atomic_local')),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=None)
+    sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='clipself_export')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))

@@ -1,0 +1,20 @@
+# CLIPSelf on the synthetic world with the shipped tiny CLIP: grid patches. CPU-sized (8 images per batch).
+#   python tools/train.py configs/synthetic/clipself_tinyclip_synthetic-grid-256.py
+#   python tools/test.py configs/synthetic/clipself_tinyclip_synthetic-grid-256.py   (region classification)
+_base_ = ['../_base_/models/clipself.py', '../_base_/datasets/synthetic_clipself.py']
+assets = '{{fileDirname}}/../../ovdense/assets/'
+model = dict(
+    clip=dict(_delete_=True, config_file=assets + 'tinyclip_synthetic.json', checkpoint=assets + 'tinyclip_synthetic.safetensors'),
+    vocabulary=['circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon', 'crescent',
+                'arrow', 'heart', 'pentagon'],
+    templates=['a picture with a {}.'])
+max_iters = 600
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=0.0),
+]
+train_cfg = dict(max_iters=max_iters)
+default_hooks = dict(checkpoint=dict(interval=200), logger=dict(interval=20))
+custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='tinyclip_clipself')]
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

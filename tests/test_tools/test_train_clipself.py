@@ -1,0 +1,87 @@
+"""CLIPSelf through tools/train.py: resume parity and a 2-process (torchrun, gloo) run on CPU."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ovdense.clip import build_clip, load_state_dict_file
+from ovdense.datasets.synthetic import WorldConfig, export
+from ovdense.testing import TINY_CLIP_CFG
+
+REPO = Path(__file__).resolve().parents[2]
+BASES = [str(REPO / 'configs/_base_/models/clipself.py'), str(REPO / 'configs/_base_/datasets/synthetic_clipself.py')]
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('clipself')
+    export(root, split='train', num_images=8, seed=5, cfg=WorldConfig(size=64), progress=False)
+    torch.manual_seed(0)
+    cfg_json, weights = build_clip(model_cfg=TINY_CLIP_CFG).save(root, 'tiny')
+    config = root / 'tiny_clipself.py'
+    config.write_text(f'''_base_ = {BASES!r}
+model = dict(clip=dict(_delete_=True, config_file={str(cfg_json)!r}, checkpoint={str(weights)!r}),
+             templates=['{{}}'])
+train_dataloader = dict(batch_size=2, dataset=dict(
+    ann_file={str(root / 'train/instances.json')!r}, img_dir={str(root / 'train/images')!r},
+    input_size=96, crop_size=64, max_split=3, max_boxes=3, repeats=4))
+test_dataloader = None
+test_evaluator = None
+test_cfg = None
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = []
+train_cfg = dict(max_iters=4)
+default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
+custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='export')]
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+''')
+    return root, config
+
+
+def _train(config, work_dir, *args, nproc=1):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    if nproc == 1:
+        cmd = [sys.executable, str(REPO / 'tools/train.py'), str(config), '--work-dir', str(work_dir), *args]
+    else:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '--master_port=29517',
+               str(REPO / 'tools/train.py'), str(config), '--work-dir', str(work_dir), '--launcher', 'pytorch', *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def _scalars(work_dir):
+    files = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+    return {r['step']: r for r in rows if 'cos_dissim' in r}
+
+
+def test_resume_gives_the_same_weights(setup, tmp_path):
+    root, config = setup
+    _train(config, tmp_path / 'full')
+    _train(config, tmp_path / 'part', '--cfg-options', 'train_cfg.max_iters=2')
+    assert (tmp_path / 'part/iter_2.pth').is_file()
+    _train(config, tmp_path / 'part', '--resume', '--cfg-options', 'train_cfg.max_iters=4')
+    a = load_state_dict_file(tmp_path / 'full/export.safetensors')
+    b = load_state_dict_file(tmp_path / 'part/export.safetensors')
+    assert a.keys() == b.keys()
+    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert diff == 0.0, diff
+    start = load_state_dict_file(root / 'tiny.safetensors')
+    assert (a['visual.conv1.weight'] - start['visual.conv1.weight']).abs().max() > 0  # it did train
+    assert not list((tmp_path / 'full').glob('.*.tmp'))  # atomic writes leave no temporaries
+
+
+def test_two_processes_match_one_process(setup, tmp_path):
+    _, config = setup
+    _train(config, tmp_path / 'one', '--cfg-options', 'train_cfg.max_iters=3')
+    _train(config, tmp_path / 'two', '--cfg-options', 'train_cfg.max_iters=3', 'train_dataloader.batch_size=1',
+           nproc=2)
+    one, two = _scalars(tmp_path / 'one'), _scalars(tmp_path / 'two')
+    assert sorted(one) == sorted(two) == [1, 2, 3]
+    for step in one:  # the same global batch of 2 images: the same loss, step after step
+        assert abs(one[step]['cos_dissim'] - two[step]['cos_dissim']) < 1e-5, (step, one[step], two[step])
