@@ -14,3 +14,42 @@ def test_dense_zero_shot_reports(tiny_clip):
     assert {'mIoU_base', 'mIoU_novel', 'mIoU_stuff'} <= set(r)
     assert all(0 <= v <= 100 for k, v in r.items() if k.startswith('IoU_'))
     assert not math.isnan(r['mIoU_stuff'])
+
+
+def _seg_sample(pred, gt):
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    s = SegDataSample()
+    s.pred_sem_seg = PixelData(data=torch.as_tensor(pred)[None])
+    s.gt_sem_seg = PixelData(data=torch.as_tensor(gt)[None])
+    return s.to_dict()
+
+
+def test_zero_shot_iou_metric_oracle_and_missed_novel():
+    import pytest
+    import torch
+
+    import ovdense.models  # noqa: F401  (registers the metric)
+    from ovdense.evaluation.zero_shot_iou import OVZeroShotIoUMetric
+    gt = torch.tensor([[0, 0, 1, 1], [2, 2, 3, 3], [0, 1, 2, 255]])
+    meta = dict(classes=('sky', 'road', 'car', 'zebra'), novel_classes=('zebra',))
+    m = OVZeroShotIoUMetric(per_class=True)
+    m.dataset_meta = meta
+    m.process({}, [_seg_sample(gt.clamp(max=3), gt)])
+    r = m.compute_metrics(m.results)
+    assert r['mIoU_seen'] == 100 and r['mIoU_unseen'] == 100 and r['hIoU'] == 100
+    miss = gt.clone().clamp(max=3)
+    miss[miss == 3] = 2  # every zebra pixel called car
+    m = OVZeroShotIoUMetric()
+    m.dataset_meta = meta
+    m.process({}, [_seg_sample(miss, gt)])
+    r = m.compute_metrics(m.results)
+    assert r['mIoU_unseen'] == 0 and r['hIoU'] == 0 and 50 < r['mIoU_seen'] < 100
+    bad = OVZeroShotIoUMetric()
+    bad.dataset_meta = dict(classes=('sky',), novel_classes=('zebra',))
+    bad.process({}, [_seg_sample(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 2, dtype=torch.long))])
+    with pytest.raises(ValueError, match='zebra'):
+        bad.compute_metrics(bad.results)
+    with pytest.raises(ValueError, match="valid: \\['rest', 'base'\\]"):
+        OVZeroShotIoUMetric(seen='all')

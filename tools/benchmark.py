@@ -1,6 +1,7 @@
-"""Speed and memory of dense inference, measured on this machine.
+"""Speed and memory of dense inference and of CLIPSelf training, measured on this machine.
 
 python tools/benchmark.py seg --model ViT-B-16 --mode clearclip --size 448 448 --crop 224 --stride 112
+python tools/benchmark.py clipself --model ViT-B-16 --size 1024 1024 --batch 2 --boxes 6
 
 Random weights (the architecture of --model, no download). Reports per-image wall time of the full
 dense inference (windows, text matching, merging, resize, post-processing) against a plain open_clip
@@ -62,9 +63,38 @@ def run_seg(args) -> dict:
                 ratio=times['dense_inference'] / times['plain_forward'])
 
 
+def run_clipself(args) -> dict:
+    """Seconds per CLIPSelf training iteration (forward, backward, AdamW step) and the process's peak RSS."""
+    from ovdense.models import OVCLIPSelf
+    torch.set_num_threads(args.threads)
+    clip = dict(model_name=args.model) if not args.clip_config else dict(config_file=args.clip_config)
+    model = OVCLIPSelf(clip)
+    model.init_weights()
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    crop = model.teacher.visual.image_size
+    crop = crop[0] if isinstance(crop, tuple) else crop
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(args.batch, 3, *args.size, generator=g)
+    samples = []
+    for _ in range(args.batch):
+        xy = torch.rand(args.boxes, 2, generator=g) * 0.6
+        samples.append(dict(boxes=torch.cat([xy, xy + 0.1 + 0.3 * torch.rand(args.boxes, 2, generator=g)], 1),
+                            crops=torch.randn(args.boxes, 3, crop, crop, generator=g)))
+    ts = []
+    for _ in range(args.repeat + 1):  # the first iteration is a warm-up
+        t = time.perf_counter()
+        loss = model(images, samples, mode='loss')['loss_cosine']
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ts.append(time.perf_counter() - t)
+    return dict(s_per_iter=min(ts[1:]), peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('task', choices=['seg'])
+    p.add_argument('task', choices=['seg', 'clipself'])
     p.add_argument('--model', default='ViT-B-16')
     p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
     p.add_argument('--mode', default='clearclip')
@@ -75,8 +105,13 @@ def main() -> None:
     p.add_argument('--vocab', default='voc21')
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--batch', type=int, default=2, help='clipself: images per iteration')
+    p.add_argument('--boxes', type=int, default=6, help='clipself: regions per image')
     p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.task == 'clipself':
+        print(json.dumps(dict(vars(args), **run_clipself(args))))
+        return
     res = dict(vars(args), **run_seg(args))
     if not args.only_dense:  # peak memory in a fresh process: model build + one dense inference
         out = subprocess.run([sys.executable, *sys.argv, '--only-dense'], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ default_scope = 'mmseg'
 tiny_clip = dict(
     embed_dim=128,
     quick_gelu=True,
-    vision_cfg=dict(image_size=128, layers=4, width=128, head_width=64, patch_size=16),
+    vision_cfg=dict(image_size=128, layers=4, width=192, head_width=64, patch_size=16),
     text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=2, layers=3))
 model = dict(
     type='OVCLIPPretrainer',
@@ -14,17 +14,16 @@ model = dict(
     data_preprocessor=dict(type='ImgDataPreprocessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323]))
 
 train_dataloader = dict(
-    batch_size=64,
+    batch_size=128,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='OVSyntheticCaptionDataset', num_images=40000, seed=0, image_size=128, max_objects=3,
-                 style_probs=(0.25, 0.15, 0.4, 0.2), gray_prob=0.25,
                  cache_dir='work_dirs/cache'))
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6),
     clip_grad=dict(max_norm=1.0))
-max_iters = 9000
+max_iters = 3000
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=300),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=300, end=max_iters, eta_min=1e-5),
@@ -44,5 +43,5 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-custom_hooks = [dict(type='OVExportCLIPHook', name='tinyclip_synthetic', interval=1000),
-                dict(type='OVSyntheticZeroShotHook', interval=1000)]
+custom_hooks = [dict(type='OVExportCLIPHook', name='tinyclip_synthetic', interval=500),
+                dict(type='OVSyntheticZeroShotHook', interval=500)]

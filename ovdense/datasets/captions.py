@@ -115,7 +115,7 @@ class OVSyntheticCaptionDataset(Dataset):
             img = img[:, ::-1]
         m = self._meta[index]
         style = STYLES[int(rng.choice(len(STYLES), p=self.style_probs))]
-        if rng.random() < self.gray_prob:
+        if self.gray_prob > 0 and rng.random() < self.gray_prob:  # no draw when off: the stream stays as before
             img = np.repeat(img @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(img.shape).astype(np.uint8)
             style = 'shape' if rng.random() < 0.6 else 'size_texture'
         caption = make_caption(m['objects'], m['stuff'], style, rng)

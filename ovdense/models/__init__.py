@@ -5,6 +5,6 @@ from .clipself import OVCLIPSelf
 from .pretrainer import OVCLIPPretrainer
 from .segmentors import OVSegmentor
 from .. import datasets, fileio, hooks  # noqa: F401  (register datasets, file backend and hooks too)
-from ..evaluation import region  # noqa: F401  (registers the metric)
+from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
 
 __all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer', 'OVCLIPSelf']
