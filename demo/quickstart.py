@@ -4,7 +4,8 @@ python demo/quickstart.py [--mode maskclip] [--out work_dirs/quickstart]
 
 Generates held-out scenes of the synthetic world, segments them with a training-free dense mode
 (vocabulary: 4 stuff + 12 object classes, the 3 novel ones included), prints mIoU for base objects,
-novel objects and stuff, and writes overlays (ground truth | prediction) to OUT/overlays.
+novel objects and stuff, and writes overlays (ground truth | prediction) of the last batch of
+scenes (8) to OUT/overlays.
 """
 import argparse
 import json
@@ -20,7 +21,6 @@ def main() -> int:
     p.add_argument('--out', default='work_dirs/quickstart')
     p.add_argument('--num-images', type=int, default=200)
     p.add_argument('--seed', type=int, default=2000, help='world seed of the held-out scenes')
-    p.add_argument('--overlays', type=int, default=10, help='how many overlay images to write')
     args = p.parse_args()
     assets = REPO / 'ovdense' / 'assets'
     if not (assets / 'tinyclip_synthetic.safetensors').is_file():
@@ -39,8 +39,9 @@ def main() -> int:
     cfg.work_dir = str(out)
     cfg.log_level = 'WARNING'
     cfg.test_dataloader.dataset.data_root = str(data)
-    cfg.default_hooks.visualization = dict(type='SegVisualizationHook', draw=True,
-                                           interval=max(1, args.num_images // max(1, args.overlays)))
+    batches = -(-args.num_images // cfg.test_dataloader.batch_size)
+    # mmseg's hook draws every image of every interval-th batch: draw the last batch only
+    cfg.default_hooks.visualization = dict(type='SegVisualizationHook', draw=True, interval=batches)
     cfg.visualizer = dict(type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                           name='visualizer', save_dir=str(out / 'overlays'), alpha=0.6)
     print(f'\n[2/2] zero-shot segmentation, mode {args.mode}, vocabulary of {len(STUFF_CLASSES) + 12} classes')
