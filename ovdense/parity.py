@@ -28,6 +28,7 @@ SEG_CONFIGS = {
         'configs/maskclip/maskclip_vit-b16_context59-520x520.py',
 }
 CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
+DENSECLIP_CONFIG = 'configs/denseclip/denseclip_vit-b16_ade20k-640.py'
 
 
 @dataclass
@@ -64,8 +65,10 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_segmentation(case, golden_dir, REPO / SEG_CONFIGS[key])
     if ref == 'clipself':
         return _run_clipself(case, golden_dir, REPO / CLIPSELF_CONFIG)
+    if ref == 'denseclip':
+        return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'denseclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -194,4 +197,57 @@ def _run_clipself(case: dict, golden_dir: Path, config: Path) -> list[Check]:
         add('teacher_crop_features', model.teacher.encode_image(case['teacher_crops']), case['teacher_crop_features'])
         loss = model(x, [dict(boxes=ref_boxes, crops=case['teacher_crops'])], mode='loss')['loss_cosine']
         add('loss_cosine', loss, case['loss_cosine'])
+    return checks
+
+
+def _run_denseclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """DenseCLIP: our config's model with the case's tiny architecture and stored random parts."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import ovdense.models  # noqa: F401
+    from ovdense.models.backbones.clip_vit import interpolate_pos_embed
+
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmseg')
+    m = cfg.model
+    m.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                           checkpoint=str(golden_dir / 'tiny_clip_seed0.safetensors'))
+    m.backbone.out_indices = (0, 1, 2, 3)  # the case's 4-layer model (the config: 3, 5, 7, 11 of 12)
+    m.backbone.norm_cfg = dict(type='BN')  # SyncBN in eval mode computes the same
+    m.context_decoder.transformer_width = 64  # the case's reduced decoder (config: 256)
+    m.neck.in_channels = [192, 192, 192 + 150, 192]
+    m.vocabulary = list(case['class_names'])
+    model = MODELS.build(m)
+    model.backbone.init_weights()  # CLIP weights; the random parts come from the case
+    missing = model.backbone.load_state_dict(case['backbone_fpn_state_dict'], strict=False)
+    assert not missing.unexpected_keys, missing.unexpected_keys
+    model.context_decoder.load_state_dict(case['context_decoder_state_dict'])
+    with torch.no_grad():
+        model.contexts.copy_(case['contexts'])
+        model.gamma.copy_(case['gamma'])
+    model.eval()
+    checks = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    tokens = model.backbone.clip.tokenize(model.vocabulary.names, context_length=model.context_length)
+    checks.append(Check('class_tokens_mismatches', float((tokens != case['class_tokens']).sum()), 0))
+    add('pos_embed_resized_14x20', interpolate_pos_embed(model.backbone.vit.tower.positional_embedding, (14, 20),
+                                                         method='bilinear')[1:].T.reshape(1, -1, 14, 20),
+        case['pos_embed_resized_14x20'])
+    with torch.no_grad():
+        for key in ('224', '224x320'):
+            x = case[f'input_{key}']
+            levels, global_emb, visual = model.backbone(x)
+            for i, lv in enumerate(levels):
+                add(f'{key}_level{i}', lv, case[f'{key}_level{i}'])
+            add(f'{key}_global_embedding', global_emb, case[f'{key}_global_embedding'])
+            add(f'{key}_visual_embeddings', visual, case[f'{key}_visual_embeddings'])
+            add(f'{key}_text_embeddings_pre_context', model.class_embeddings()[None],
+                case[f'{key}_text_embeddings_pre_context'])
+            _, feats, score, text = model.features(x)
+            add(f'{key}_text_embeddings', text, case[f'{key}_text_embeddings'])
+            add(f'{key}_score_map', score, case[f'{key}_score_map'])
+            concat = torch.cat([levels[model.score_concat_index], score], 1)
+            add(f'{key}_concat_level', concat, case[f'{key}_concat_level'])
     return checks

@@ -186,9 +186,29 @@ class CLIPModel(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale
 
-    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        """Token ids (N, context_length) on the model's device."""
-        return self.tokenizer(list(texts)).to(self.model.logit_scale.device)
+    def tokenize(self, texts: Sequence[str], *, context_length: int | None = None) -> torch.Tensor:
+        """Token ids (N, context_length) on the model's device (the model's context length by default)."""
+        ids = self.tokenizer(list(texts)) if context_length is None else self.tokenizer(list(texts), context_length)
+        return ids.to(self.model.logit_scale.device)
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, L, width) token embeddings of token ids (N, L) (no position embedding)."""
+        return self.model.token_embedding(tokens)
+
+    def encode_text_embeddings(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+        """Text embeddings (N, D) from token embeddings (N, L, width), e.g. with learnt context tokens
+        inserted (CoOp / DenseCLIP): the first L position embeddings, the causal text transformer,
+        ``ln_final``, the token at ``eot_index`` (N,), the projection."""
+        m = self.model
+        L = x.shape[1]
+        if L > m.positional_embedding.shape[0]:
+            raise ValueError(f'{L} tokens exceed the text context length {m.positional_embedding.shape[0]}')
+        x = x + m.positional_embedding[:L].to(x.dtype)
+        mask = torch.full((L, L), float('-inf'), device=x.device, dtype=x.dtype).triu_(1)
+        x = m.transformer(x, attn_mask=mask)
+        x = m.ln_final(x)[torch.arange(x.shape[0], device=x.device), eot_index]
+        proj = m.text_projection
+        return proj(x) if isinstance(proj, nn.Linear) else x @ proj
 
     def encode_text(self, texts: Sequence[str] | torch.Tensor, *, normalize: bool = False) -> torch.Tensor:
         """Text embeddings (N, D) of strings or token ids."""
