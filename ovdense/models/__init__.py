@@ -4,9 +4,10 @@ from .data_preprocessor import OVSegDataPreProcessor
 from .clipself import OVCLIPSelf
 from .denseclip import OVContextDecoder, OVDenseCLIP, OVDenseCLIPViT
 from .pretrainer import OVCLIPPretrainer
+from .text_seg import OVTextSegHead, OVTextSegmentor
 from .segmentors import OVSegmentor
 from .. import datasets, fileio, hooks  # noqa: F401  (register datasets, file backend and hooks too)
 from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
 
 __all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer', 'OVCLIPSelf', 'OVDenseCLIP', 'OVDenseCLIPViT',
-           'OVContextDecoder']
+           'OVContextDecoder', 'OVTextSegHead', 'OVTextSegmentor']

@@ -1,0 +1,154 @@
+"""Trained open-vocabulary segmentation: a decode head whose classifier is the text embedding of the
+vocabulary, trained on seen classes and applied to any vocabulary at test time."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.config import ConfigDict
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.segmentors import EncoderDecoder
+
+from ..registry import register
+from ..vocabulary import TextEmbeddingCache, Vocabulary
+
+
+@register('MODELS', mmdet=False)
+class OVTextSegHead(BaseDecodeHead):
+    """Multi-level features -> per-pixel embeddings in the text space -> cosine logits against the
+    current class embeddings (set by the segmentor), times a learnt temperature.
+
+    Args:
+        in_channels: channels of the selected inputs (``in_index``), concatenated after resizing to the
+            first one's size.
+        channels: hidden channels.
+        embed_dim: text-embedding dimension.
+        num_convs: 3x3 conv layers before the embedding projection.
+        init_scale: initial logit scale (CLIP's 1/0.07).
+    """
+
+    def __init__(self, in_channels: Sequence[int], channels: int, embed_dim: int, *, num_convs: int = 2,
+                 init_scale: float = 1 / 0.07, **kwargs) -> None:
+        kwargs.setdefault('num_classes', 1)  # the classes come from the vocabulary, not from a conv
+        kwargs.setdefault('threshold', 0.5)  # unused (outputs are sized by the vocabulary); silences mmseg
+        kwargs.setdefault('input_transform', 'resize_concat')
+        kwargs.setdefault('in_index', list(range(len(in_channels))))
+        kwargs.setdefault('init_cfg', dict(type='Normal', std=0.01, override=dict(name='embed')))
+        super().__init__(in_channels=list(in_channels), channels=channels, **kwargs)
+        self.conv_seg = None  # replaced by the text classifier
+        convs, c = [], self.in_channels
+        for _ in range(num_convs):
+            convs.append(ConvModule(c, channels, 3, padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                                    act_cfg=self.act_cfg))
+            c = channels
+        self.convs = nn.Sequential(*convs)
+        self.embed = nn.Conv2d(c, embed_dim, 1)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+        self.class_embeddings: torch.Tensor | None = None  # (K, D), normalised; set by the segmentor
+        self.excluded: torch.Tensor | None = None  # (K,) bool: classes left out of the softmax
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        if self.class_embeddings is None:
+            raise RuntimeError('OVTextSegHead has no class embeddings: use it inside OVTextSegmentor')
+        x = self.convs(self._transform_inputs(inputs))
+        emb = F.normalize(self.embed(self.dropout(x) if self.dropout is not None else x), dim=1)
+        logits = torch.einsum('bdhw,kd->bkhw', emb, self.class_embeddings.to(emb.dtype))
+        logits = logits * self.logit_scale.exp().clamp(max=100)
+        if self.excluded is not None:
+            # a large finite value: -inf would turn into NaN when the logits are resized
+            logits = logits.masked_fill(self.excluded.to(logits.device).view(1, -1, 1, 1), -1e4)
+        return logits
+
+
+@register('MODELS', mmdet=False)
+class OVTextSegmentor(EncoderDecoder):
+    """EncoderDecoder over a frozen CLIP backbone (:class:`OVCLIPViT`) with an :class:`OVTextSegHead`.
+
+    The vocabulary is an input: ``set_vocabulary`` (or ``vocabulary=``) changes the classes without
+    retraining. During training the classes named in ``unseen`` are left out: their logits are removed
+    from the softmax and their pixels ignored, so nothing about them is learnt (zero-shot protocol).
+
+    Args:
+        vocabulary: the classes, in the order of the dataset's labels.
+        unseen: class names never trained on (e.g. the dataset's ``novel_classes``).
+        templates: prompt templates (a name of :func:`ovdense.clip.prompt_templates` or a list).
+        clip_weight: ``(seen, other)`` weights of the training-free CLIP prediction (the backbone's
+            dense map against the same class embeddings) in a geometric ensemble with the head at test
+            time, ``p = p_head^(1-w) * p_clip^w``: ``seen`` for the classes trained on, ``other`` for
+            every other class of the test vocabulary (ZegFormer / ViLD-style; ``(0, 0)`` = head only).
+        clip_logit_scale: temperature of the training-free prediction.
+    """
+
+    def __init__(self, backbone: dict, decode_head: dict, *, vocabulary: Any, unseen: Sequence[str] = (),
+                 templates: Sequence[str] | str = 'openai', clip_weight: Sequence[float] = (0.0, 0.0),
+                 clip_logit_scale: float = 40.0, **kwargs) -> None:
+        kwargs['test_cfg'] = ConfigDict(kwargs.get('test_cfg') or dict(mode='whole'))
+        super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
+        if len(clip_weight) != 2 or not all(0.0 <= w <= 1.0 for w in clip_weight):
+            raise ValueError(f'clip_weight must be two weights in [0, 1] (seen, other), got {clip_weight}')
+        self.clip_weight = tuple(float(w) for w in clip_weight)
+        self.clip_logit_scale = clip_logit_scale
+        self.templates = templates
+        self.text_cache = TextEmbeddingCache()
+        self.vocabulary = Vocabulary.coerce(vocabulary)
+        missing = set(unseen) - set(self.vocabulary.names)
+        if missing:
+            raise ValueError(f'unseen classes {sorted(missing)} are not in the vocabulary {self.vocabulary.names}')
+        self.unseen = tuple(unseen)
+        self.seen = tuple(n for n in self.vocabulary.names if n not in self.unseen)  # what the head learns
+
+    def set_vocabulary(self, vocabulary: Any) -> None:
+        self.vocabulary = Vocabulary.coerce(vocabulary)
+
+    def _prepare_head(self, training: bool) -> None:
+        from ..clip import prompt_templates
+        templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
+        clip = self.backbone.clip
+        q = self.text_cache.get(clip, self.vocabulary, templates).to(clip.logit_scale.device)
+        q2c = self.vocabulary.query_to_class.to(q.device)
+        k = len(self.vocabulary)  # one embedding per class: the mean of its (normalised) synonyms
+        emb = torch.zeros(k, q.shape[1], device=q.device).index_add_(0, q2c, q)
+        self.decode_head.class_embeddings = F.normalize(emb, dim=-1)
+        # mmseg's slide inference and post-processing size their outputs by these
+        self.num_classes = self.out_channels = self.decode_head.num_classes = self.decode_head.out_channels = k
+        excluded = None
+        if training and self.unseen:
+            excluded = torch.tensor([n in self.unseen for n in self.vocabulary.names])
+        self.decode_head.excluded = excluded
+
+    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+        self._prepare_head(training=True)
+        if self.unseen:
+            ids = [i for i, n in enumerate(self.vocabulary.names) if n in self.unseen]
+            for s in data_samples:  # unseen pixels are ignored, as if unlabelled
+                gt = s.gt_sem_seg.data.clone()
+                for i in ids:
+                    gt[gt == i] = self.decode_head.ignore_index
+                s.gt_sem_seg.data = gt
+        return super().loss(inputs, data_samples)
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        """(B, K, H, W) logits of the head, or log-probabilities of the CLIP ensemble."""
+        feats = self.extract_feat(inputs)
+        logits = self.decode_head.predict(feats, batch_img_metas, self.test_cfg)
+        if self.training or self.clip_weight == (0.0, 0.0):
+            return logits
+        emb = self.decode_head.class_embeddings
+        clip_logits = torch.einsum('bdhw,kd->bkhw', F.normalize(feats[-1], dim=1), emb.to(feats[-1].dtype))
+        clip_logits = F.interpolate(clip_logits * self.clip_logit_scale, size=logits.shape[2:], mode='bilinear',
+                                    align_corners=False)
+        w = torch.tensor([self.clip_weight[0] if n in self.seen else self.clip_weight[1]
+                          for n in self.vocabulary.names], device=logits.device).view(1, -1, 1, 1)
+        return (1 - w) * logits.log_softmax(1) + w * clip_logits.log_softmax(1)
+
+    def predict(self, inputs: torch.Tensor, data_samples: list | None = None) -> list:
+        self._prepare_head(training=False)
+        return super().predict(inputs, data_samples)
+
+    def _forward(self, inputs: torch.Tensor, data_samples: list | None = None) -> torch.Tensor:
+        self._prepare_head(training=self.training)
+        return super()._forward(inputs, data_samples)
