@@ -17,11 +17,12 @@ TINY_CLIP_CFG = dict(
 )
 
 
-def tiny_clip(seed: int = 0) -> CLIPModel:
-    """A random tiny CLIP (deterministic by seed)."""
+def tiny_clip(seed: int = 0, *, layers: int = 2) -> CLIPModel:
+    """A random tiny CLIP (deterministic by seed) with ``layers`` vision blocks."""
+    cfg = dict(TINY_CLIP_CFG, vision_cfg=dict(TINY_CLIP_CFG['vision_cfg'], layers=layers))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return build_clip(model_cfg=TINY_CLIP_CFG)
+        return build_clip(model_cfg=cfg)
 
 
 def shared_dir() -> Path:

@@ -1,0 +1,102 @@
+"""F-ViT open-vocabulary detection: backbone pyramid, text box head, VLM fusion, plug-in config."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
+
+from ovdense.models import OVFViTBackbone, OVTextBBoxHead
+from ovdense.testing import TINY_CLIP_CFG, random_images, tiny_clip
+
+REPO = Path(__file__).resolve().parents[2]
+TINY4 = dict(model_cfg=dict(TINY_CLIP_CFG, vision_cfg=dict(TINY_CLIP_CFG['vision_cfg'], layers=4)))
+
+
+def test_backbone_pyramid_batch2_frozen():
+    bb = OVFViTBackbone(tiny_clip(layers=4), (0, 1, 2, 3), with_dense=True).train()
+    out = bb(random_images(2, 64, 96))
+    assert [tuple(o.shape) for o in out] == [(2, 64, 16, 24), (2, 64, 8, 12), (2, 64, 4, 6), (2, 64, 2, 3),
+                                             (2, 32, 4, 6)]
+    assert torch.allclose(out[-1].norm(dim=1), torch.ones(2, 4, 6), atol=1e-5)
+    assert not bb.vit.clip.training and bb.up4.training
+    out[0].sum().backward()
+    assert all(p.grad is None for p in bb.vit.parameters()) and bb.up4[0].weight.grad is not None
+    lat = OVFViTBackbone(tiny_clip(layers=4), (0, 1, 2, 3), out_channels=(8, 16, 32, 64))(random_images(2, 64, 64))
+    assert [o.shape[1] for o in lat] == [8, 16, 32, 64]
+    with pytest.raises(ValueError, match='4'):
+        OVFViTBackbone(tiny_clip(layers=4), (0, 1, 2))
+
+
+def head(**kw):
+    h = OVTextBBoxHead(vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4, templates=['a {}.'],
+                       base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16, roi_feat_size=7,
+                       num_shared_fcs=2, **kw)
+    return h
+
+
+def test_text_head_scores_vocabulary_and_fusion():
+    h = head(alpha=0.0, beta=1.0).eval()
+    x = torch.randn(5, 8, 7, 7)
+    cls, reg = h(x)
+    assert cls.shape == (5, 4) and reg.shape == (5, 4)  # 3 classes + background, class-agnostic boxes
+    vlm = torch.randn(5, 32)
+    fused = h(x, vlm)[0]
+    # alpha=0: base classes and background keep the detector's log-probabilities; beta=1: novel = VLM
+    assert torch.allclose(fused[:, [0, 1, 3]], cls.log_softmax(-1)[:, [0, 1, 3]], atol=1e-5)
+    vlm_lp = (torch.nn.functional.normalize(vlm, dim=-1) @ h.all_embeddings().t() * h.vlm_temperature).log_softmax(-1)
+    assert torch.allclose(fused[:, 2], vlm_lp[:, 2], atol=1e-5)
+    h.set_vocabulary(['cat', 'dog', 'zebra', 'okapi'])
+    assert h(x)[0].shape == (5, 5) and h.num_classes == 4
+    with pytest.raises(ValueError, match='num_classes'):
+        head(num_classes=7)
+    with pytest.raises(ValueError, match='base classes'):
+        OVTextBBoxHead(vocabulary=['cat'], embed_dim=32, base_classes=['dog'], in_channels=8)
+
+
+def _tiny_plugin_model():
+    cfg = Config.fromfile(str(REPO / 'configs/fvit/faster-rcnn_fvit-vit-b16_fpn_coco.py'))
+    init_default_scope('mmdet')
+    cfg.model.backbone.clip = TINY4
+    cfg.model.backbone.out_indices = (0, 1, 2, 3)
+    cfg.model.roi_head.bbox_head.clip = TINY4
+    cfg.model.roi_head.bbox_head.embed_dim = 32
+    cfg.model.roi_head.bbox_head.templates = ['a photo of a {}.']
+    return MODELS.build(cfg.model)
+
+
+def _det_batch(model, n=2, size=128):
+    samples = []
+    for i in range(n):
+        s = DetDataSample()
+        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+                            scale_factor=(1.0, 1.0), batch_input_shape=(size, size)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 70.0, 90.0], [40.0, 30.0, 120.0, 100.0]]),
+                                      labels=torch.tensor([i, 5]))
+        samples.append(s)
+    return random_images(n, size, size), samples
+
+
+def test_plugin_config_one_train_and_one_test_iteration():
+    """The stock mmdet Faster R-CNN config with only the backbone and the box head swapped."""
+    torch.manual_seed(0)
+    model = _tiny_plugin_model()
+    assert type(model).__name__ == 'FasterRCNN' and type(model.neck).__name__ == 'FPN'
+    model.init_weights()
+    model.train()
+    x, samples = _det_batch(model)
+    losses = model.loss(x, samples)
+    total = sum(v for k, v in losses.items() if 'loss' in k and isinstance(v, torch.Tensor))
+    total = total + sum(sum(v) for k, v in losses.items() if 'loss' in k and isinstance(v, list))
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.roi_head.bbox_head.fc_cls.weight.grad is not None
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(x, samples)
+    assert len(out) == 2 and out[0].pred_instances.bboxes.shape[1] == 4
+    labels = out[1].pred_instances.labels
+    assert labels.numel() == 0 or int(labels.max()) < 80
