@@ -32,6 +32,7 @@ def test_backbone_pyramid_batch2_frozen():
 
 
 def head(**kw):
+    init_default_scope('mmdet')  # the box coder and losses come from mmdet's registries
     h = OVTextBBoxHead(vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4, templates=['a {}.'],
                        base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16, roi_feat_size=7,
                        num_shared_fcs=2, **kw)
@@ -53,6 +54,7 @@ def test_text_head_scores_vocabulary_and_fusion():
     assert h(x)[0].shape == (5, 5) and h.num_classes == 4
     with pytest.raises(ValueError, match='num_classes'):
         head(num_classes=7)
+    init_default_scope('mmdet')
     with pytest.raises(ValueError, match='base classes'):
         OVTextBBoxHead(vocabulary=['cat'], embed_dim=32, base_classes=['dog'], in_channels=8)
 

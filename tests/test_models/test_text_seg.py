@@ -11,6 +11,8 @@ CLASSES = ['sky', 'road', 'cat', 'dog']
 
 
 def make(tiny_clip, **kw):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')  # the head and its loss come from mmseg's registries
     kw.setdefault('unseen', ['dog'])
     return OVTextSegmentor(
         backbone=dict(type='OVCLIPViT', clip=tiny_clip, mode='maskclip', out_indices=(0,)),
