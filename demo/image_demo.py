@@ -1,9 +1,11 @@
-"""Open-vocabulary segmentation of your images with the classes you name.
+"""Open-vocabulary segmentation or detection of your images with the classes you name.
 
 python demo/image_demo.py INPUTS --vocab "sky, road, car" --mode clearclip --out-dir outputs/demo
+python demo/image_demo.py INPUTS --task det --vocab "dog, frisbee" --config CFG --load-from DET.pth --out-dir out
 
-INPUTS: image files, folders or globs. Writes per image NAME_overlay.png (colored classes with a
-legend) and NAME_label.png (class index per pixel, uint8, or uint16 beyond 255 classes).
+INPUTS: image files, folders or globs. Segmentation writes per image NAME_overlay.png (colored classes
+with a legend) and NAME_label.png (class index per pixel, uint8, or uint16 beyond 255 classes);
+detection writes NAME_det.png (boxes with class and score) and NAME_det.json.
 """
 import argparse
 import glob
@@ -14,9 +16,9 @@ from pathlib import Path
 from mmengine.utils import ProgressBar
 
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
-from ovdense.apis import ImageReadError, find_config, init_segmentor, read_image, segment
+from ovdense.apis import ImageReadError, detect, find_config, init_detector, init_segmentor, read_image, segment
 from ovdense.models.backbones import DENSE_MODES
-from ovdense.visualization import overlay_segmentation, write_image_atomic
+from ovdense.visualization import draw_detections, overlay_segmentation, write_image_atomic, write_json_atomic
 from ovdense.vocabulary import Vocabulary
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -29,6 +31,9 @@ def parse_args() -> argparse.Namespace:
     voc.add_argument('--vocab', help='comma-separated class names, e.g. "sky, road, car"')
     voc.add_argument('--vocab-file', help='text file, one class per line, synonyms separated by commas')
     voc.add_argument('--dataset', help='a benchmark vocabulary, e.g. ade20k, voc21, coco80, lvis')
+    p.add_argument('--task', default='seg', choices=['seg', 'det'], help='segmentation or detection')
+    p.add_argument('--load-from', help='det: trained detector checkpoint (mmengine) for --config')
+    p.add_argument('--score-thr', type=float, default=0.3, help='det: draw boxes scoring at least this')
     p.add_argument('--mode', default='clearclip', choices=DENSE_MODES, help='dense mode (protocol of its config)')
     p.add_argument('--config', help='config to take the protocol from (default: the mode\'s Context-59 one)')
     p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
@@ -67,6 +72,8 @@ def main() -> int:
     else:
         clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
     files = collect(args.inputs)
+    if args.task == 'det':
+        return detect_files(args, files, vocab)
     model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab, device=args.device)
     out = Path(args.out_dir)
     failed = []
@@ -84,6 +91,30 @@ def main() -> int:
         write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
         bar.update()
     print(f'\nwrote {len(files) - len(failed)} overlays and label maps to {out}')
+    for msg in failed:
+        print(f'skipped: {msg}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+def detect_files(args: argparse.Namespace, files: list[Path], vocab: Vocabulary) -> int:
+    if not args.config:
+        raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
+    model, cfg = init_detector(args.config, checkpoint=args.load_from, vocabulary=vocab, device=args.device)
+    out, failed, bar = Path(args.out_dir), [], ProgressBar(len(files))
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageReadError as e:
+            failed.append(str(e))
+            bar.update()
+            continue
+        pred = detect(model, cfg, image)
+        write_image_atomic(out / f'{path.stem}_det.png', draw_detections(image, pred, vocab.names, score_thr=args.score_thr))
+        dets = [dict(label=vocab.names[int(l)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
+                for b, s, l in zip(pred.bboxes, pred.scores, pred.labels) if s >= args.score_thr]
+        write_json_atomic(out / f'{path.stem}_det.json', dets)
+        bar.update()
+    print(f'\nwrote {len(files) - len(failed)} detection images to {out}')
     for msg in failed:
         print(f'skipped: {msg}', file=sys.stderr)
     return 1 if failed else 0

@@ -96,6 +96,67 @@ def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
     return dict(probs=res['probs'], label=res['label'][0])
 
 
+def init_detector(config: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                  vocabulary: Any = None, device: str = 'cpu',
+                  cfg_options: dict | None = None) -> tuple[torch.nn.Module, Any]:
+    """Build an ovdense open-vocabulary detector (:class:`OVFViT` or a detector with an
+    :class:`OVTextBBoxHead`), load its CLIP weights, then a trained mmengine ``checkpoint``.
+
+    Args:
+        config: config file path.
+        checkpoint: a trained detector (mmengine checkpoint, read with ``weights_only=True``); None keeps
+            the freshly initialised head (only useful to try the pipeline).
+        vocabulary: the classes to detect (replaces the config's).
+        device: where to run.
+        cfg_options: extra config overrides.
+
+    Returns:
+        (model in eval mode, the config).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+
+    from . import fileio  # noqa: F401  (weights-only checkpoint loading)
+
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f'detector checkpoint not found: {checkpoint}')
+        load_checkpoint(model, str(checkpoint), map_location='cpu')
+    head = model.roi_head.bbox_head
+    if not hasattr(head, 'set_vocabulary'):
+        raise ValueError(f'{config}: the box head {type(head).__name__} is not open-vocabulary (OVTextBBoxHead)')
+    if vocabulary is not None:
+        head.set_vocabulary(Vocabulary.coerce(vocabulary))
+    model = model.to(device).eval()
+    if hasattr(model, '_prepare_text'):
+        model._prepare_text()
+    return model, cfg
+
+
+@torch.no_grad()
+def detect(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray) -> Any:
+    """Detect in one RGB image with the config's test pipeline: an ``InstanceData`` with ``bboxes``
+    (N, 4) xyxy in image pixels, ``scores`` (N,), ``labels`` (N,) indices into the head's vocabulary."""
+    from mmengine.dataset import Compose
+    steps = [t for t in cfg.test_dataloader.dataset.pipeline
+             if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
+    for t in steps:
+        if t['type'] == 'PackDetInputs':
+            t['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
+    pipeline = Compose([dict(type='mmdet.LoadImageFromNDArray'), *steps])
+    data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_id=0, img_path=None))
+    batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
+    return model.predict(batch['inputs'], batch['data_samples'])[0].pred_instances
+
+
 def find_config(method: str, dataset: str = 'context59', root: str | os.PathLike | None = None) -> Path:
     """The shipped config of a method's protocol on a dataset (e.g. 'clearclip', 'context59')."""
     root = Path(root) if root else Path(__file__).resolve().parent.parent / 'configs'

@@ -43,6 +43,20 @@ def overlay_segmentation(image_rgb: np.ndarray, label: np.ndarray, names: Sequen
     return canvas
 
 
+def draw_detections(image_rgb: np.ndarray, pred_instances, names: Sequence[str], *,
+                    score_thr: float = 0.3) -> np.ndarray:
+    """Predicted boxes (and masks) with 'class score' labels, drawn by mmdet's DetLocalVisualizer:
+    (H, W, 3) uint8 RGB. ``pred_instances``: an InstanceData with bboxes, labels, scores [, masks]."""
+    from mmdet.structures import DetDataSample
+    from mmdet.visualization import DetLocalVisualizer
+    vis = DetLocalVisualizer.get_instance('ovdense_detections')
+    vis.dataset_meta = dict(classes=tuple(names), palette=[tuple(int(v) for v in c) for c in palette(len(names))])
+    sample = DetDataSample(pred_instances=pred_instances.cpu())
+    vis.add_datasample('detections', np.ascontiguousarray(image_rgb), sample, draw_gt=False, show=False,
+                       pred_score_thr=score_thr)
+    return vis.get_image()
+
+
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray, *, rgb: bool = True) -> None:
     """Encode to PNG in memory, write to a temporary file next to ``path``, then rename over it.
 
@@ -53,12 +67,27 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray, *, rgb: bool 
     ok, buf = cv2.imencode(path.suffix or '.png', np.ascontiguousarray(data))
     if not ok:
         raise ValueError(f'could not encode image for {path}')
+    write_bytes_atomic(path, buf.tobytes())
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file next to ``path``, then rename over it (no partial file, ever)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for people to open
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    """JSON (indented) written atomically."""
+    import json
+    write_bytes_atomic(path, (json.dumps(obj, indent=1) + '\n').encode())

@@ -75,3 +75,28 @@ def test_demo_bad_inputs_and_outputs(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written or lost
     bad = run_demo([str(files['gray']), '--vocab', 'a, b', '--out-dir', str(out), '--checkpoint', '/nope.pt'])
     assert bad.returncode == 2 and 'checkpoint file not found' in bad.stderr
+
+
+@requires_shared
+def test_detection_demo_draws_boxes_on_a_coco128_photo(tmp_path):
+    """--task det with a custom vocabulary: a readable image with boxes and a JSON of the detections.
+    (The synthetic-world detector config with an untrained head: this checks the drawing, not accuracy.)"""
+    import json
+    photo = golden_dir().parent / 'data' / 'coco128' / 'images' / '000000000009.jpg'
+    out = tmp_path / 'out'
+    (out / '000000000009_det.json').parent.mkdir(parents=True)
+    (out / 'keep.txt').write_text('already here')
+    cmd = [sys.executable, str(REPO / 'demo/image_demo.py'), str(photo), '--task', 'det', '--vocab',
+           'bowl, broccoli, orange', '--config', str(REPO / 'configs/synthetic/fvit_tinyclip_synthetic-128.py'),
+           '--score-thr', '0.05', '--out-dir', str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn, orig = cv2.imread(str(out / '000000000009_det.png')), cv2.imread(str(photo))
+    assert drawn.shape == orig.shape and np.abs(drawn.astype(int) - orig).mean() > 1.0
+    dets = json.loads((out / '000000000009_det.json').read_text())
+    assert dets and {d['label'] for d in dets} <= {'bowl', 'broccoli', 'orange'}
+    assert all(d['score'] >= 0.05 and len(d['bbox']) == 4 for d in dets)
+    assert (out / 'keep.txt').read_text() == 'already here'
+    r = subprocess.run(cmd[:5] + ['--vocab', 'bowl, bowl', '--out-dir', str(out)], capture_output=True, text=True,
+                       cwd=REPO)
+    assert r.returncode == 2 and 'duplicate' in r.stderr
