@@ -71,50 +71,37 @@ def main() -> int:
         clip = dict(config_file=args.clip_config, checkpoint=args.checkpoint)
     else:
         clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
-    files = collect(args.inputs)
+    files, out = collect(args.inputs), Path(args.out_dir)
     if args.task == 'det':
-        return detect_files(args, files, vocab)
-    model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab, device=args.device)
-    out = Path(args.out_dir)
+        if not args.config:
+            raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
+        model, cfg = init_detector(args.config, checkpoint=args.load_from, vocabulary=vocab, device=args.device)
+
+        def process(path: Path, image) -> None:
+            pred = detect(model, cfg, image)
+            drawn = draw_detections(image, pred, vocab.names, score_thr=args.score_thr)
+            write_image_atomic(out / f'{path.stem}_det.png', drawn)
+            write_json_atomic(out / f'{path.stem}_det.json', [
+                dict(label=vocab.names[int(c)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
+                for b, s, c in zip(pred.bboxes, pred.scores, pred.labels) if s >= args.score_thr])
+    else:
+        model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab,
+                                    device=args.device)
+
+        def process(path: Path, image) -> None:
+            label = segment(model, cfg, image)['label'].cpu().numpy()
+            write_image_atomic(out / f'{path.stem}_label.png', label.astype('uint8' if len(vocab) <= 256 else 'uint16'),
+                               rgb=False)
+            write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
     failed = []
     bar = ProgressBar(len(files))
     for path in files:
         try:
-            image = read_image(path)
+            process(path, read_image(path))
         except ImageReadError as e:
             failed.append(str(e))
-            bar.update()
-            continue
-        res = segment(model, cfg, image)
-        label = res['label'].cpu().numpy()
-        write_image_atomic(out / f'{path.stem}_label.png', label.astype('uint8' if len(vocab) <= 256 else 'uint16'), rgb=False)
-        write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
         bar.update()
-    print(f'\nwrote {len(files) - len(failed)} overlays and label maps to {out}')
-    for msg in failed:
-        print(f'skipped: {msg}', file=sys.stderr)
-    return 1 if failed else 0
-
-
-def detect_files(args: argparse.Namespace, files: list[Path], vocab: Vocabulary) -> int:
-    if not args.config:
-        raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
-    model, cfg = init_detector(args.config, checkpoint=args.load_from, vocabulary=vocab, device=args.device)
-    out, failed, bar = Path(args.out_dir), [], ProgressBar(len(files))
-    for path in files:
-        try:
-            image = read_image(path)
-        except ImageReadError as e:
-            failed.append(str(e))
-            bar.update()
-            continue
-        pred = detect(model, cfg, image)
-        write_image_atomic(out / f'{path.stem}_det.png', draw_detections(image, pred, vocab.names, score_thr=args.score_thr))
-        dets = [dict(label=vocab.names[int(l)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
-                for b, s, l in zip(pred.bboxes, pred.scores, pred.labels) if s >= args.score_thr]
-        write_json_atomic(out / f'{path.stem}_det.json', dets)
-        bar.update()
-    print(f'\nwrote {len(files) - len(failed)} detection images to {out}')
+    print(f'\nwrote results for {len(files) - len(failed)} images to {out}')
     for msg in failed:
         print(f'skipped: {msg}', file=sys.stderr)
     return 1 if failed else 0
