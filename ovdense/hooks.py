@@ -79,3 +79,29 @@ class OVSyntheticZeroShotHook(Hook):
                            f"classes, image->text R@1 {100 * res['retrieval_r1']:.1f}%")
         for key in ('top1', 'retrieval_r1'):
             runner.message_hub.update_scalar(f'val/synthetic_{key}', res[key])
+
+
+@register('HOOKS')
+class OVBaseClassesFromDatasetHook(Hook):
+    """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the dataset's base classes (for the
+    VLM fusion weights) before each run, when they are only known from the data (e.g. OV-LVIS: the rare
+    categories of the annotation file are novel). Classes are matched by label index, so the head's
+    display names may differ from the dataset's (``aerosol can`` / ``aerosol_can``)."""
+
+    def _apply(self, runner, dataset) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
+        meta = dataset.metainfo
+        if head is None or not hasattr(head, 'base_classes') or 'base_classes' not in meta:
+            return
+        classes = list(meta['classes'])
+        if len(classes) != len(head.vocabulary):
+            raise ValueError(f'the dataset has {len(classes)} classes, the box head vocabulary {len(head.vocabulary)}')
+        base = set(meta['base_classes'])
+        head.base_classes = tuple(n for n, c in zip(head.vocabulary.names, classes) if c in base)
+
+    def before_val(self, runner) -> None:
+        self._apply(runner, runner.val_dataloader.dataset)
+
+    def before_test(self, runner) -> None:
+        self._apply(runner, runner.test_dataloader.dataset)

@@ -1,7 +1,7 @@
 """Open-vocabulary detection datasets: COCO-format data with a base/novel class split as metadata."""
 from __future__ import annotations
 
-from mmdet.datasets import CocoDataset
+from mmdet.datasets import CocoDataset, LVISV1Dataset
 
 from ..registry import register
 
@@ -45,4 +45,32 @@ class OVCocoDataset(CocoDataset):
             classes = list(self.metainfo['classes'])
             novel = {classes.index(c) for c in self.metainfo.get('novel_classes', ()) if c in classes}
             info['instances'] = [i for i in info['instances'] if i['bbox_label'] not in novel]
+        return info
+
+
+@register('DATASETS', mmseg=False)
+class OVLVISV1Dataset(LVISV1Dataset):
+    """mmdet's LVISV1Dataset with the OV-LVIS split as metadata: ``novel_classes`` = the rare
+    categories (``frequency == 'r'`` in the annotation file), ``base_classes`` = common + frequent.
+
+    Args:
+        drop_novel: remove rare-category instances when loading (training on base classes, as
+            ViLD / F-VLM / F-ViT do with the full LVIS v1 train file).
+    """
+
+    def __init__(self, *args, drop_novel: bool = False, **kwargs) -> None:
+        self.drop_novel = drop_novel
+        self._novel_labels: set[int] | None = None
+        super().__init__(*args, **kwargs)
+
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        if self._novel_labels is None:  # self.lvis (the loaded file) exists while data infos are parsed
+            classes = list(self.metainfo['classes'])
+            rare = {c['id'] for c in self.lvis.cats.values() if c.get('frequency') == 'r'}
+            self._novel_labels = {self.cat2label[i] for i in rare if i in self.cat2label}
+            self._metainfo['novel_classes'] = tuple(classes[i] for i in sorted(self._novel_labels))
+            self._metainfo['base_classes'] = tuple(c for i, c in enumerate(classes) if i not in self._novel_labels)
+        info = super().parse_data_info(raw_data_info)
+        if self.drop_novel and isinstance(info, dict):
+            info['instances'] = [i for i in info['instances'] if i['bbox_label'] not in self._novel_labels]
         return info

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 from mmdet.datasets.api_wrappers import COCOeval
-from mmdet.evaluation import CocoMetric
+from mmdet.evaluation import CocoMetric, LVISMetric
 from mmengine.fileio import load
 
 from ..registry import register
@@ -64,3 +64,28 @@ class OVCocoMetric(CocoMetric):
             ev.accumulate()
         prec = ev.eval['precision'][0, :, :, 0, ev.params.maxDets.index(100)]  # (recall, K) at IoU 0.5
         return np.array([p[p > -1].mean() if (p > -1).any() else np.nan for p in prec.T])
+
+
+class _NumpyWithFloat:
+    """numpy, plus the ``np.float`` alias that NumPy 1.24 removed (as ``float64``)."""
+
+    float = np.float64
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+@register('METRICS', mmseg=False)
+class OVLVISMetric(LVISMetric):
+    """mmdet's LVISMetric (AP, APr = novel under OV-LVIS, APc, APf), runnable with NumPy >= 1.24.
+
+    The lvis API on PyPI (0.5.3, the latest) still calls ``np.float`` in ``LVISEval.accumulate``; the fix
+    exists only in lvis-api's git. Before evaluating, ``lvis.eval``'s own ``np`` name (nothing else) is
+    pointed at numpy with that alias restored.
+    """
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        import lvis.eval
+        if not hasattr(np, 'float') and isinstance(lvis.eval.np, type(np)):
+            lvis.eval.np = _NumpyWithFloat()
+        return super().compute_metrics(results)
