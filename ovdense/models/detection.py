@@ -31,7 +31,8 @@ class OVFViTBackbone(BaseModule):
 
     Blocks ``out_indices`` (reference: 3/5/7/11 for B/16, 6/10/14/23 for L/14) are taken at the patch
     grid and resized by 2 transposed convs (x4), 1 transposed conv (x2), identity and max-pooling (/2),
-    as F-ViT. The last block runs in the dense ``mode`` (MaskCLIP v-path in the reference).
+    as F-ViT. The last block runs in the dense ``mode`` (MaskCLIP v-path in the reference). The CLIP
+    stays frozen and in eval mode (:class:`OVCLIPViT` with ``frozen=True``).
 
     Args:
         clip: a :class:`~ovdense.clip.CLIPModel` or ``build_clip`` kwargs.
@@ -65,11 +66,6 @@ class OVFViTBackbone(BaseModule):
         if out_channels is not None and len(out_channels) != 4:
             raise ValueError(f'out_channels must give 4 widths, got {list(out_channels)}')
         self.lateral = nn.ModuleList([nn.Conv2d(w, c, 1) for c in out_channels]) if out_channels else None
-
-    def train(self, mode: bool = True) -> 'OVFViTBackbone':
-        super().train(mode)
-        self.vit.train(False)  # frozen, always in eval mode
-        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> 4 maps (B, width, 4h, 4w), (2h, 2w), (h, w), (h/2, w/2) [+ dense (B, D, h, w)]."""
@@ -205,7 +201,8 @@ class OVTextBBoxHead(ConvFCBBoxHead):
     def fuse(self, cls_score: torch.Tensor, vlm_feats: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Geometric VLM fusion in log space: (N, K + 1) logits whose softmax is the fused score."""
         vlm = F.normalize(vlm_feats, dim=-1) @ emb.t() * self.vlm_temperature
-        base = torch.tensor([n in self.base_classes for n in self.vocabulary.names] + [True], device=emb.device)
+        base_set = set(self.base_classes)
+        base = torch.tensor([n in base_set for n in self.vocabulary.names] + [True], device=emb.device)
         w = torch.where(base, torch.tensor(self.alpha, device=emb.device), torch.tensor(self.beta, device=emb.device))
         return (1 - w) * cls_score.log_softmax(-1) + w * vlm.log_softmax(-1)
 

@@ -99,7 +99,7 @@ class OVTextSegmentor(EncoderDecoder):
         if missing:
             raise ValueError(f'unseen classes {sorted(missing)} are not in the vocabulary {self.vocabulary.names}')
         self.unseen = tuple(unseen)
-        self.seen = tuple(n for n in self.vocabulary.names if n not in self.unseen)  # what the head learns
+        self.seen = frozenset(n for n in self.vocabulary.names if n not in self.unseen)  # what the head learns
 
     def set_vocabulary(self, vocabulary: Any) -> None:
         self.vocabulary = Vocabulary.coerce(vocabulary)

@@ -4,7 +4,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from ovdense.models import OVCLIPViT, OVTextSegmentor
+from ovdense.models import OVTextSegmentor
 from ovdense.testing import random_images
 
 CLASSES = ['sky', 'road', 'cat', 'dog']
