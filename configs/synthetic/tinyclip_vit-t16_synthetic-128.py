@@ -14,7 +14,7 @@ model = dict(
     data_preprocessor=dict(type='ImgDataPreprocessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323]))
 
 train_dataloader = dict(
-    batch_size=128,
+    batch_size=64,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='OVSyntheticCaptionDataset', num_images=40000, seed=0, image_size=128, max_objects=3,
@@ -43,5 +43,5 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-custom_hooks = [dict(type='OVExportCLIPHook', name='tinyclip_synthetic', interval=500),
+custom_hooks = [dict(type='OVExportCLIPHook', name='tinyclip_synthetic', interval=500, dtype='float16'),
                 dict(type='OVSyntheticZeroShotHook', interval=500)]

@@ -158,9 +158,11 @@ class CLIPModel(nn.Module):
         self._text_fingerprint = None
 
     def save(self, out_dir: str | os.PathLike, name: str, *,
-             state_dict: Mapping[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
+             state_dict: Mapping[str, torch.Tensor] | None = None,
+             dtype: torch.dtype | None = None) -> tuple[Path, Path]:
         """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights, or the given
         ``state_dict`` of the same keys) atomically; ``build_clip(config_file=..., checkpoint=...)`` loads them.
+        ``dtype`` (e.g. ``torch.float16`` for a small shipped file) casts floating-point weights.
         """
         from safetensors.torch import save_file
         cfg = self.model_cfg if self.model_cfg is not None else _open_clip().get_model_config(self.name)
@@ -170,7 +172,9 @@ class CLIPModel(nn.Module):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         cfg_path, weights = out / f'{name}.json', out / f'{name}.safetensors'
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights) + '.tmp')
+        def cast(v: torch.Tensor) -> torch.Tensor:
+            return v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        save_file({k: cast(v.detach().cpu()).contiguous() for k, v in state.items()}, str(weights) + '.tmp')
         os.replace(str(weights) + '.tmp', weights)
         cfg_path.with_suffix('.json.tmp').write_text(json.dumps(cfg, indent=2))
         os.replace(cfg_path.with_suffix('.json.tmp'), cfg_path)

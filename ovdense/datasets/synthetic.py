@@ -28,6 +28,7 @@ SIZES = ('small', 'large')
 TEXTURES = ('plain', 'striped', 'dotted')
 STUFF_BASE = {'grass': (90, 150, 70), 'sand': (215, 195, 140), 'water': (70, 130, 190), 'snow': (225, 230, 240)}
 IGNORE = 255
+OUTLINE = (20, 20, 20)
 
 
 def semantic_classes() -> tuple[str, ...]:
@@ -161,9 +162,11 @@ class WorldConfig:
     size: int = 128
     min_objects: int = 1
     max_objects: int = 3
-    radius: tuple[float, float] = (0.12, 0.26)  # fraction of the image side: small below the midpoint
+    radius: tuple[float, float] = (0.2, 0.35)  # fraction of the image side: small below the midpoint
     two_stuff_prob: float = 0.4
     classes: tuple[str, ...] = OBJECT_CLASSES
+    rotation: float = 0.3  # objects are turned by at most this angle (radians) from upright
+    outline: int = 2  # width (px) of a dark contour drawn inside each object's silhouette (clip-art style)
 
 
 def generate(seed: int, index: int, cfg: WorldConfig = WorldConfig()) -> Scene:
@@ -188,9 +191,15 @@ def generate(seed: int, index: int, cfg: WorldConfig = WorldConfig()) -> Scene:
         size = 'small' if frac < sum(cfg.radius) / 2 else 'large'
         r = frac * h
         cx, cy = rng.uniform(r * 0.6, w - r * 0.6), rng.uniform(r * 0.6, h - r * 0.6)
-        mask = _shape_mask(cls, h, w, cx, cy, r, rng.uniform(0, 2 * math.pi))
+        rot = rng.uniform(0, 2 * math.pi)
+        if cfg.rotation < math.pi:  # same draw, rescaled: the scene stream does not change with the knob
+            rot = (rot / math.pi - 1) * cfg.rotation
+        mask = _shape_mask(cls, h, w, cx, cy, r, rot)
         tex = _texture(rng, texture, COLORS[color], h, w)
         image[mask] = tex[mask]
+        if cfg.outline > 0:
+            m8 = mask.astype(np.uint8)
+            image[(m8 - cv2.erode(m8, np.ones((3, 3), np.uint8), iterations=cfg.outline)).astype(bool)] = OUTLINE
         semantic[mask] = len(STUFF_CLASSES) + OBJECT_CLASSES.index(cls)
         instance[mask] = len(placed)
         placed.append(SceneObject(cls, color, size, texture, mask))

@@ -42,6 +42,7 @@ class OVCLIPPretrainer(BaseModel):
             return dict(loss=loss)
         raise ValueError(f"unknown mode '{mode}'; valid: ['loss', 'tensor']")
 
-    def export(self, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
-        """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights) for the adapter."""
-        return self.clip.save(out_dir, name)
+    def export(self, out_dir: str | os.PathLike, name: str, *, dtype: torch.dtype | None = None) -> tuple[Path, Path]:
+        """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights, cast to ``dtype``
+        when given) for the adapter."""
+        return self.clip.save(out_dir, name, dtype=dtype)

@@ -50,3 +50,18 @@ def test_pretrainer_learns_and_exports(tmp_path):
     clip.load_weights()
     with torch.no_grad():
         assert torch.allclose(clip.encode_image(imgs), model.clip.encode_image(imgs), atol=1e-6)
+    cfg16, weights16 = model.export(tmp_path, 'tiny16', dtype=torch.float16)  # the shipped checkpoint's format
+    from safetensors.torch import load_file
+    assert {v.dtype for v in load_file(weights16).values() if v.is_floating_point()} == {torch.float16}
+    assert weights16.stat().st_size < 0.6 * weights.stat().st_size
+    clip16 = build_clip(config_file=cfg16, checkpoint=weights16)
+    clip16.load_weights()
+    with torch.no_grad():
+        assert torch.allclose(clip16.encode_image(imgs), model.clip.encode_image(imgs), atol=1e-2)
+
+
+def test_export_hook_rejects_unknown_dtype():
+    import pytest
+    from ovdense.hooks import OVExportCLIPHook
+    with pytest.raises(ValueError, match="'float16'"):
+        OVExportCLIPHook('x', dtype='fp16')
