@@ -1,6 +1,7 @@
 """Image-caption pairs from the synthetic world, for contrastive CLIP pretraining."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,12 +55,15 @@ class OVSyntheticCaptionDataset(Dataset):
         gray_prob: probability of showing an image in grey levels, captioned without colour words
             (style ``shape`` or ``size_texture``): a batch-level hard negative for colour, so the loss
             can only fall by telling forms apart.
+        single_fraction: fraction of the pool made of single-object scenes, whose shape-only captions
+            ("a picture with a star.") act like class labels: the contrastive loss then has to tell the
+            forms apart instead of matching colours across multi-object captions.
         cache_dir: where to cache the pool.
     """
 
     def __init__(self, num_images: int, seed: int, *, image_size: int = 128, max_objects: int = 3,
                  style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), gray_prob: float = 0.0,
-                 cache_dir: str | None = None) -> None:
+                 single_fraction: float = 0.0, cache_dir: str | None = None) -> None:
         if len(style_probs) != len(STYLES) or abs(sum(style_probs) - 1) > 1e-6:
             raise ValueError(f'style_probs must be {len(STYLES)} probabilities for {STYLES} summing to 1')
         self.num_images = num_images
@@ -69,6 +73,9 @@ class OVSyntheticCaptionDataset(Dataset):
         if not 0 <= gray_prob <= 1:
             raise ValueError(f'gray_prob must be in [0, 1], got {gray_prob}')
         self.gray_prob = gray_prob
+        if not 0 <= single_fraction <= 1:
+            raise ValueError(f'single_fraction must be in [0, 1], got {single_fraction}')
+        self.num_single = round(single_fraction * num_images)
         self.cache_dir = cache_dir
         self._images: np.ndarray | None = None
         self._meta: list[dict] | None = None
@@ -80,7 +87,7 @@ class OVSyntheticCaptionDataset(Dataset):
     def _cache_path(self) -> Path | None:
         if not self.cache_dir:
             return None
-        key = hashlib.sha1(json.dumps([self.num_images, self.seed, self.world.__dict__]).encode()).hexdigest()[:12]
+        key = hashlib.sha1(json.dumps([self.num_images, self.seed, self.world.__dict__, self.num_single]).encode()).hexdigest()[:12]
         return Path(self.cache_dir) / f'synthetic_pool_{key}.npz'
 
     def _build(self) -> None:
@@ -93,8 +100,9 @@ class OVSyntheticCaptionDataset(Dataset):
         images = np.empty((self.num_images, self.world.size, self.world.size, 3), np.uint8)
         meta = []
         bar = ProgressBar(self.num_images)
+        single = dataclasses.replace(self.world, max_objects=1)
         for i in range(self.num_images):
-            s = generate(self.seed, i, self.world)
+            s = generate(self.seed, i, single if i < self.num_single else self.world)
             images[i] = s.image
             meta.append(dict(stuff=s.stuff[0], objects=[dict(cls=o.cls, color=o.color, size=o.size, texture=o.texture)
                                                          for o in s.objects]))

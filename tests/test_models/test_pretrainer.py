@@ -18,6 +18,16 @@ def test_caption_dataset(tmp_path):
     assert (again._images == ds._images).all()  # read back from the cache
 
 
+def test_caption_dataset_single_object_part(tmp_path):
+    ds = OVSyntheticCaptionDataset(10, seed=0, image_size=64, single_fraction=0.5)
+    ds._build()
+    assert all(len(m['objects']) <= 1 for m in ds._meta[:5])  # the single-object part comes first
+    assert any(len(m['objects']) > 1 for m in ds._meta[5:])  # the rest keeps multi-object scenes
+    import pytest
+    with pytest.raises(ValueError, match='single_fraction'):
+        OVSyntheticCaptionDataset(10, seed=0, single_fraction=1.5)
+
+
 def test_shape_captions_name_no_colour():
     import numpy as np
     objs = [dict(cls='star', color='red', size='small', texture='striped')]
