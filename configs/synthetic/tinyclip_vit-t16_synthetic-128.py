@@ -18,7 +18,8 @@ train_dataloader = dict(
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='OVSyntheticCaptionDataset', num_images=40000, seed=0, image_size=128, max_objects=3,
-                 single_fraction=0.5, style_probs=(0.2, 0.15, 0.5, 0.15), gray_prob=0.2, cache_dir='work_dirs/cache'))
+                 single_fraction=0.5, style_probs=(0.2, 0.15, 0.5, 0.15), gray_prob=0.2, semantic_keys=True,
+                 cache_dir='work_dirs/cache'))
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6),

@@ -23,6 +23,26 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ', '.join(words[:-1]) + ' and ' + words[-1]
 
 
+# attributes each caption style names (besides the shape); texture 'plain' is never named
+MENTIONS = {'full': ('size', 'color', 'texture'), 'color': ('color',), 'shape': (), 'size_texture': ('size', 'texture')}
+ATTRIBUTES = ('cls', 'color', 'size', 'texture')
+
+
+def image_key(objects: list[dict], stuff: str, *, gray: bool = False) -> str:
+    """What is true of an image, as JSON ``[stuff, [[cls, color, size, texture], ...]]`` (colour 'grey'
+    when shown in grey levels, so no colour word describes it)."""
+    return json.dumps([stuff, [[o['cls'], 'grey' if gray else o['color'], o['size'], o['texture']] for o in objects]])
+
+
+def caption_key(objects: list[dict], stuff: str, style: str) -> str:
+    """What a caption of ``style`` asserts, in the layout of :func:`image_key` with ``null`` for what it
+    leaves unsaid; :func:`~ovdense.models.pretrainer.describes` matches the two."""
+    said = MENTIONS[style]
+    objs = [[o['cls']] + [o[a] if a in said and not (a == 'texture' and o[a] == 'plain') else None for a in ATTRIBUTES[1:]]
+            for o in objects]
+    return json.dumps([stuff if style == 'full' or not objects else None, objs])
+
+
 def make_caption(objects: list[dict], stuff: str, style: str, rng: np.random.Generator) -> str:
     objs = [objects[i] for i in rng.permutation(len(objects))]
     if not objs:
@@ -58,12 +78,16 @@ class OVSyntheticCaptionDataset(Dataset):
         single_fraction: fraction of the pool made of single-object scenes, whose shape-only captions
             ("a picture with a star.") act like class labels: the contrastive loss then has to tell the
             forms apart instead of matching colours across multi-object captions.
+        semantic_keys: return ``data_samples`` as ``dict(caption, caption_key, image_key)`` so that
+            :class:`~ovdense.models.OVCLIPPretrainer` treats every caption of the batch that truly
+            describes an image as its positive (with 12 shapes, a batch of 64 holds ~5 images of each;
+            comparing caption strings would make "a picture with a star." a negative of the other stars).
         cache_dir: where to cache the pool.
     """
 
     def __init__(self, num_images: int, seed: int, *, image_size: int = 128, max_objects: int = 3,
                  style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), gray_prob: float = 0.0,
-                 single_fraction: float = 0.0, cache_dir: str | None = None) -> None:
+                 single_fraction: float = 0.0, semantic_keys: bool = False, cache_dir: str | None = None) -> None:
         if len(style_probs) != len(STYLES) or abs(sum(style_probs) - 1) > 1e-6:
             raise ValueError(f'style_probs must be {len(STYLES)} probabilities for {STYLES} summing to 1')
         self.num_images = num_images
@@ -76,6 +100,7 @@ class OVSyntheticCaptionDataset(Dataset):
         if not 0 <= single_fraction <= 1:
             raise ValueError(f'single_fraction must be in [0, 1], got {single_fraction}')
         self.num_single = round(single_fraction * num_images)
+        self.semantic_keys = semantic_keys
         self.cache_dir = cache_dir
         self._images: np.ndarray | None = None
         self._meta: list[dict] | None = None
@@ -123,8 +148,13 @@ class OVSyntheticCaptionDataset(Dataset):
             img = img[:, ::-1]
         m = self._meta[index]
         style = STYLES[int(rng.choice(len(STYLES), p=self.style_probs))]
-        if self.gray_prob > 0 and rng.random() < self.gray_prob:  # no draw when off: the stream stays as before
+        gray = self.gray_prob > 0 and rng.random() < self.gray_prob  # no draw when off: the stream stays as before
+        if gray:
             img = np.repeat(img @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(img.shape).astype(np.uint8)
             style = 'shape' if rng.random() < 0.6 else 'size_texture'
         caption = make_caption(m['objects'], m['stuff'], style, rng)
-        return dict(inputs=torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), data_samples=caption)
+        inputs = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        if not self.semantic_keys:
+            return dict(inputs=inputs, data_samples=caption)
+        return dict(inputs=inputs, data_samples=dict(caption=caption, caption_key=caption_key(m['objects'], m['stuff'], style),
+                                                     image_key=image_key(m['objects'], m['stuff'], gray=gray)))

@@ -75,3 +75,36 @@ def test_export_hook_rejects_unknown_dtype():
     from ovdense.hooks import OVExportCLIPHook
     with pytest.raises(ValueError, match="'float16'"):
         OVExportCLIPHook('x', dtype='fp16')
+
+
+def test_semantic_positives():
+    """A caption is a positive of every image it truly describes, not only of its own image."""
+    from ovdense.datasets.captions import caption_key, image_key
+    from ovdense.models.pretrainer import describes
+    star = [dict(cls='star', color='red', size='small', texture='striped')]
+    blue_star = [dict(cls='star', color='blue', size='large', texture='plain')]
+    pair = star + [dict(cls='ring', color='blue', size='large', texture='plain')]
+    assert describes(caption_key(star, 'grass', 'shape'), image_key(blue_star, 'sand'))
+    assert not describes(caption_key(star, 'grass', 'color'), image_key(blue_star, 'sand'))  # "a red star."
+    assert not describes(caption_key(star, 'grass', 'full'), image_key(star, 'sand'))  # "... on grass."
+    assert not describes(caption_key(star, 'grass', 'color'), image_key(star, 'grass', gray=True))
+    assert not describes(caption_key(star, 'grass', 'shape'), image_key(pair, 'grass'))  # one object named, two shown
+    assert describes(caption_key(pair[::-1], 'grass', 'size_texture'), image_key(pair, 'grass'))  # order free
+
+    torch.manual_seed(0)
+    model = OVCLIPPretrainer(TINY_CLIP_CFG, data_preprocessor=dict(type='ImgDataPreprocessor'))
+    imgs = torch.randn(2, 3, 64, 64)  # batch of 2: two stars, shape captions of different strings
+    keys = dict(caption=['a picture with a star.', 'a red star.'],
+                caption_key=[caption_key(blue_star, 'sand', 'shape'), caption_key(star, 'grass', 'color')],
+                image_key=[image_key(blue_star, 'sand'), image_key(star, 'grass')])
+    semantic = model(imgs, keys)['loss']
+    by_string = model(imgs, keys['caption'])['loss']
+    # image 1 (red star) is also described by caption 0: the targets differ, so do the losses
+    assert not torch.isclose(semantic, by_string)
+    img = model.clip.encode_image(imgs, normalize=True)
+    txt = model.clip.encode_text(keys['caption'], normalize=True)
+    logits = model.clip.logit_scale.exp().clamp(max=100) * img @ txt.t()
+    pos = torch.tensor([[1., 0.], [1., 1.]])
+    expected = 0.5 * (torch.nn.functional.cross_entropy(logits, pos / pos.sum(1, keepdim=True))
+                      + torch.nn.functional.cross_entropy(logits.t(), pos.t() / pos.t().sum(1, keepdim=True)))
+    assert torch.allclose(semantic, expected, atol=1e-6)
