@@ -1,6 +1,6 @@
 """Offline quickstart: zero-shot segmentation of unseen classes with the shipped tiny CLIP.
 
-python demo/quickstart.py [--mode maskclip] [--out work_dirs/quickstart]
+python demo/quickstart.py [--mode naclip] [--out work_dirs/quickstart]
 
 Generates held-out scenes of the synthetic world, segments them with a training-free dense mode
 (vocabulary: 4 stuff + 12 object classes, the 3 novel ones included), prints mIoU for base objects,
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--mode', default='maskclip', choices=['vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'])
+    p.add_argument('--mode', default='naclip', choices=['vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'])
     p.add_argument('--out', default='work_dirs/quickstart')
     p.add_argument('--num-images', type=int, default=200)
     p.add_argument('--seed', type=int, default=2000, help='world seed of the held-out scenes')

@@ -19,8 +19,21 @@ def test_quickstart_runs_and_is_deterministic(tmp_path):
     r, a = _run(tmp_path / 'a')
     assert 'novel objects' in r.stdout and 'base objects' in r.stdout
     assert set(a['per_class']) >= {'star', 'hexagon', 'heart', 'grass', 'circle'}
-    assert a['mIoU_stuff'] > 10  # the shipped CLIP separates the backgrounds (chance would be far lower)
     overlays = list((tmp_path / 'a' / 'overlays').rglob('*.png'))
     assert len(overlays) == 8  # the last batch
     _, b = _run(tmp_path / 'b')
     assert a == b  # same seed, same numbers
+
+
+def test_shipped_clip_recognises_form():
+    """The shipped tiny CLIP tells the 12 shapes apart on held-out single-object scenes (measured 70.8% on
+    these 300, 73.1% on 600; chance 8.3%): colour, size, texture and background are random, so only form
+    can give this."""
+    from ovdense.clip import build_clip
+    from ovdense.evaluation import image_zero_shot
+    assets = REPO / 'ovdense' / 'assets'
+    clip = build_clip(config_file=assets / 'tinyclip_synthetic.json', checkpoint=assets / 'tinyclip_synthetic.safetensors')
+    clip.load_weights()
+    res = image_zero_shot(clip, num_images=300)
+    assert res['top1'] > 0.6
+    assert res['acc_star'] > 0.5 and res['acc_heart'] > 0.5  # novel classes for the dense heads, learnt from captions
