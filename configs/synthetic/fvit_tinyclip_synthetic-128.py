@@ -7,7 +7,7 @@
 #   python tools/train.py configs/synthetic/fvit_tinyclip_synthetic-128.py
 #   python tools/test.py configs/synthetic/fvit_tinyclip_synthetic-128.py --load-from work_dirs/fvit_tinyclip_synthetic-128/iter_1200.pth
 #   (+ --cfg-options model.roi_head.vlm_roi_extractor=None: without VLM score fusion)
-# Measured (1200 iterations, ~27 min on 2 cores): box AP50 base 4.5 / novel 1.2 with fusion, 6.5 / 4.8
+# Measured on the previous world (filled shapes) with its tiny CLIP (1200 iterations, ~27 min on 2 cores): box AP50 base 4.5 / novel 1.2 with fusion, 6.5 / 4.8
 # without; the detector is far from converged at this budget (see README).
 _base_ = ['../_base_/models/fvit_vit-b16.py']
 from ovdense.datasets.synthetic import BASE_CLASSES, NOVEL_CLASSES, OBJECT_CLASSES  # noqa: E402
