@@ -26,6 +26,7 @@ def _join(words: list[str]) -> str:
 # attributes each caption style names (besides the shape); texture 'plain' is never named
 MENTIONS = {'full': ('size', 'color', 'texture'), 'color': ('color',), 'shape': (), 'size_texture': ('size', 'texture')}
 ATTRIBUTES = ('cls', 'color', 'size', 'texture')
+WORD_ORDER = ('size', 'color', 'texture')  # attribute words before the shape in a caption
 
 
 def image_key(objects: list[dict], stuff: str, *, gray: bool = False) -> str:
@@ -47,16 +48,10 @@ def make_caption(objects: list[dict], stuff: str, style: str, rng: np.random.Gen
     objs = [objects[i] for i in rng.permutation(len(objects))]
     if not objs:
         return f'a photo of {stuff}.'
-    if style == 'full':
-        ws = [' '.join(w for w in (o['size'], o['color'], o['texture'] if o['texture'] != 'plain' else '', o['cls']) if w)
-              for o in objs]
-        return f'a photo of a {_join(ws)} on {stuff}.'
-    if style == 'color':
-        return f"a {_join([o['color'] + ' ' + o['cls'] for o in objs])}."
-    if style == 'shape':
-        return f"a picture with a {_join([o['cls'] for o in objs])}."
-    ws = [' '.join(w for w in (o['size'], o['texture'] if o['texture'] != 'plain' else '', o['cls']) if w) for o in objs]
-    return f'a {_join(ws)}.'
+    said = MENTIONS[style]
+    ws = [' '.join([o[a] for a in WORD_ORDER if a in said and not (a == 'texture' and o[a] == 'plain')]
+                   + [o['cls']]) for o in objs]
+    return {'full': f'a photo of a {_join(ws)} on {stuff}.', 'shape': f'a picture with a {_join(ws)}.'}.get(style, f'a {_join(ws)}.')
 
 
 @register('DATASETS', mmdet=False)

@@ -18,7 +18,11 @@ def describes(caption_key: str, image_key: str) -> bool:
     """Whether a caption's assertions hold for an image. Keys are JSON ``[context, [[attr, ...], ...]]``
     (see :func:`~ovdense.datasets.captions.image_key`); the caption's ``null`` entries match anything, its
     objects must pair one-to-one with the image's."""
-    (c_ctx, c_objs), (i_ctx, i_objs) = json.loads(caption_key), json.loads(image_key)
+    return _describes(json.loads(caption_key), json.loads(image_key))
+
+
+def _describes(caption: list, image: list) -> bool:
+    (c_ctx, c_objs), (i_ctx, i_objs) = caption, image
     if (c_ctx is not None and c_ctx != i_ctx) or len(c_objs) != len(i_objs):
         return False
     return any(all(all(c is None or c == v for c, v in zip(co, io)) for co, io in zip(c_objs, perm))
@@ -50,7 +54,9 @@ class OVCLIPPretrainer(BaseModel):
             return img
         if isinstance(data_samples, dict):
             captions = list(data_samples['caption'])
-            pos = [[describes(c, i) for c in data_samples['caption_key']] for i in data_samples['image_key']]
+            said = [json.loads(k) for k in data_samples['caption_key']]  # parsed once, compared B x B
+            shown = [json.loads(k) for k in data_samples['image_key']]
+            pos = [[_describes(c, i) for c in said] for i in shown]
         else:
             captions = list(data_samples)
             pos = [[a == b for b in captions] for a in captions]
