@@ -26,8 +26,8 @@ def test_quickstart_runs_and_is_deterministic(tmp_path):
 
 
 def test_shipped_clip_recognises_form():
-    """The shipped tiny CLIP tells the 12 shapes apart on held-out single-object scenes (measured 70.8% on
-    these 300, 73.1% on 600; chance 8.3%): colour, size, texture and background are random, so only form
+    """The shipped tiny CLIP tells the 12 shapes apart on held-out single-object scenes (measured 88.6% on
+    these 300, 87.6% on 600; chance 8.3%): colour, size, texture and background are random, so only form
     can give this."""
     from ovdense.clip import build_clip
     from ovdense.evaluation import image_zero_shot
@@ -35,5 +35,5 @@ def test_shipped_clip_recognises_form():
     clip = build_clip(config_file=assets / 'tinyclip_synthetic.json', checkpoint=assets / 'tinyclip_synthetic.safetensors')
     clip.load_weights()
     res = image_zero_shot(clip, num_images=300)
-    assert res['top1'] > 0.6
-    assert res['acc_star'] > 0.5 and res['acc_heart'] > 0.5  # novel classes for the dense heads, learnt from captions
+    assert res['top1'] > 0.8  # the issue's target
+    assert min(res['acc_star'], res['acc_hexagon'], res['acc_heart']) > 0.5  # novel classes for the dense heads, learnt from captions
