@@ -63,3 +63,29 @@ def test_all_configs_parse():
         assert cfg.model.type == 'OVSegmentor' and cfg.model.backbone.mode in path.name
         assert cfg.test_dataloader.dataset.pipeline[1]['type'] == 'Resize'
         assert np.isfinite(cfg.model.logit_scale)
+
+
+def test_clipself_box_crops_are_enlarged_by_box_crop_scale(tmp_path):
+    """A white 20 x 20 box on black: the teacher crop of its box is all white at scale 1 and holds the
+    box in its central half (a quarter of the area) at scale 2; the reference's 1.5 is the default."""
+    import json
+
+    from PIL import Image
+
+    from ovdense.datasets.clipself import OVCLIPSelfDataset
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[20:40, 22:42] = 255
+    (tmp_path / 'images').mkdir()
+    Image.fromarray(img).save(tmp_path / 'images' / 'a.png')
+    coco = dict(images=[dict(id=1, file_name='a.png', width=64, height=64)], categories=[dict(id=7, name='box')],
+                annotations=[dict(id=1, image_id=1, category_id=7, bbox=[22, 20, 20, 20], area=400, iscrowd=0)])
+    (tmp_path / 'ann.json').write_text(json.dumps(coco))
+    kw = dict(mode='annotations', input_size=64, crop_size=32, patch_size=16, mean=(0, 0, 0), std=(1, 1, 1))
+    white = {}
+    for scale in (1.0, 1.5, 2.0):
+        ds = OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), box_crop_scale=scale, **kw)
+        crop = ds[0]['data_samples'].crops[0, 0]
+        white[scale] = float((crop > 0.5).float().mean())
+    assert white[1.0] == 1.0 and abs(white[2.0] - 0.25) < 0.05
+    assert abs(white[1.5] - 1 / 1.5 ** 2) < 0.05
+    assert OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), **kw).box_crop_scale == 1.5

@@ -29,10 +29,12 @@ ATTRIBUTES = ('cls', 'color', 'size', 'texture')
 WORD_ORDER = ('size', 'color', 'texture')  # attribute words before the shape in a caption
 
 
-def image_key(objects: list[dict], stuff: str, *, gray: bool = False) -> str:
+def image_key(objects: list[dict], stuff: str, *, gray: bool = False, zoomed: bool = False) -> str:
     """What is true of an image, as JSON ``[stuff, [[cls, color, size, texture], ...]]`` (colour 'grey'
-    when shown in grey levels, so no colour word describes it)."""
-    return json.dumps([stuff, [[o['cls'], 'grey' if gray else o['color'], o['size'], o['texture']] for o in objects]])
+    when shown in grey levels, so no colour word describes it; size ``null`` when zoomed, so no size
+    word does)."""
+    return json.dumps([stuff, [[o['cls'], 'grey' if gray else o['color'], None if zoomed else o['size'], o['texture']]
+                               for o in objects]])
 
 
 def caption_key(objects: list[dict], stuff: str, style: str) -> str:
@@ -77,12 +79,19 @@ class OVSyntheticCaptionDataset(Dataset):
             :class:`~ovdense.models.OVCLIPPretrainer` treats every caption of the batch that truly
             describes an image as its positive (with 12 shapes, a batch of 64 holds ~5 images of each;
             comparing caption strings would make "a picture with a star." a negative of the other stars).
+        zoom: random zoom-in ``(min, max)`` applied with probability ``zoom_prob`` to images captioned
+            without size words: a square window of side ``image_size / z`` (z uniform in the range, made
+            larger when needed) that contains every object's box is cut out and resized back, so the
+            CLIP also sees the scales of upsampled inputs and region crops (outlines and forms drawn
+            larger). A zoomed image's size attribute becomes unknown in its semantic key.
+        zoom_prob: probability of zooming an eligible image.
         cache_dir: where to cache the pool.
     """
 
     def __init__(self, num_images: int, seed: int, *, image_size: int = 128, max_objects: int = 3,
                  style_probs: tuple[float, ...] = (0.25, 0.2, 0.35, 0.2), gray_prob: float = 0.0,
-                 single_fraction: float = 0.0, semantic_keys: bool = False, cache_dir: str | None = None) -> None:
+                 single_fraction: float = 0.0, semantic_keys: bool = False, zoom: tuple[float, float] | None = None,
+                 zoom_prob: float = 0.5, cache_dir: str | None = None) -> None:
         if len(style_probs) != len(STYLES) or abs(sum(style_probs) - 1) > 1e-6:
             raise ValueError(f'style_probs must be {len(STYLES)} probabilities for {STYLES} summing to 1')
         self.num_images = num_images
@@ -96,6 +105,11 @@ class OVSyntheticCaptionDataset(Dataset):
             raise ValueError(f'single_fraction must be in [0, 1], got {single_fraction}')
         self.num_single = round(single_fraction * num_images)
         self.semantic_keys = semantic_keys
+        if zoom is not None and not 1 <= zoom[0] <= zoom[1]:
+            raise ValueError(f'zoom must be (min, max) with 1 <= min <= max, got {zoom}')
+        if not 0 <= zoom_prob <= 1:
+            raise ValueError(f'zoom_prob must be in [0, 1], got {zoom_prob}')
+        self.zoom, self.zoom_prob = (tuple(zoom) if zoom is not None else None), zoom_prob
         self.cache_dir = cache_dir
         self._images: np.ndarray | None = None
         self._meta: list[dict] | None = None
@@ -108,7 +122,8 @@ class OVSyntheticCaptionDataset(Dataset):
         if not self.cache_dir:
             return None
         key = hashlib.sha1(json.dumps([self.num_images, self.seed, self.world.__dict__, self.num_single]).encode()).hexdigest()[:12]
-        return Path(self.cache_dir) / f'synthetic_pool_{key}.npz'
+        # v2: object boxes in the metadata (pools cached before have none and are rebuilt)
+        return Path(self.cache_dir) / f'synthetic_pool_{key}_v2.npz'
 
     def _build(self) -> None:
         path = self._cache_path()
@@ -124,8 +139,8 @@ class OVSyntheticCaptionDataset(Dataset):
         for i in range(self.num_images):
             s = generate(self.seed, i, single if i < self.num_single else self.world)
             images[i] = s.image
-            meta.append(dict(stuff=s.stuff[0], objects=[dict(cls=o.cls, color=o.color, size=o.size, texture=o.texture)
-                                                         for o in s.objects]))
+            meta.append(dict(stuff=s.stuff[0], objects=[dict(cls=o.cls, color=o.color, size=o.size, texture=o.texture,
+                                                              box=[float(v) for v in o.box]) for o in s.objects]))
             bar.update()
         self._images, self._meta = images, meta
         if path is not None:
@@ -139,17 +154,39 @@ class OVSyntheticCaptionDataset(Dataset):
             self._build()
         rng = np.random.default_rng([self.seed, index, int(self._epoch_rng.integers(1 << 30))])
         img = self._images[index]
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
         m = self._meta[index]
+        flip = rng.random() < 0.5
+        if flip:
+            img = img[:, ::-1]
         style = STYLES[int(rng.choice(len(STYLES), p=self.style_probs))]
         gray = self.gray_prob > 0 and rng.random() < self.gray_prob  # no draw when off: the stream stays as before
         if gray:
             img = np.repeat(img @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(img.shape).astype(np.uint8)
             style = 'shape' if rng.random() < 0.6 else 'size_texture'
+        zoomed = False
+        if self.zoom is not None and m['objects'] and 'size' not in MENTIONS[style]:  # no draw when off
+            if rng.random() < self.zoom_prob:
+                img, zoomed = self._zoom(img, m['objects'], flip, rng), True
         caption = make_caption(m['objects'], m['stuff'], style, rng)
         inputs = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         if not self.semantic_keys:
             return dict(inputs=inputs, data_samples=caption)
-        return dict(inputs=inputs, data_samples=dict(caption=caption, caption_key=caption_key(m['objects'], m['stuff'], style),
-                                                     image_key=image_key(m['objects'], m['stuff'], gray=gray)))
+        keys = dict(caption_key=caption_key(m['objects'], m['stuff'], style),
+                    image_key=image_key(m['objects'], m['stuff'], gray=gray, zoomed=zoomed))
+        return dict(inputs=inputs, data_samples=dict(caption=caption, **keys))
+
+    def _zoom(self, img: np.ndarray, objects: list[dict], flip: bool, rng: np.random.Generator) -> np.ndarray:
+        """Cut a random square window containing every object's box out of (H, W, 3) ``img``, resize back."""
+        import cv2
+        n = img.shape[0]
+        boxes = np.array([o['box'] for o in objects], np.float64)
+        if flip:
+            boxes[:, [0, 2]] = n - boxes[:, [2, 0]]
+        x0, y0 = boxes[:, :2].min(0)
+        x1, y1 = boxes[:, 2:].max(0)
+        side = max(n / rng.uniform(*self.zoom), x1 - x0, y1 - y0)
+        side = int(min(n, np.ceil(side)))
+        left = int(rng.integers(max(0, int(np.ceil(x1)) - side), min(int(x0), n - side) + 1))
+        top = int(rng.integers(max(0, int(np.ceil(y1)) - side), min(int(y0), n - side) + 1))
+        window = np.ascontiguousarray(img[top:top + side, left:left + side])
+        return cv2.resize(window, (n, n), interpolation=cv2.INTER_LINEAR)

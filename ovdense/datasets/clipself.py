@@ -95,7 +95,7 @@ class OVCLIPSelfDataset(Dataset):
             ``max_boxes`` of its cells, teacher crops = the cells (``crop_scale`` enlarges them).
         ``'proposals'``: the file's boxes (e.g. region proposals, or ground truth) with
             ``min_size**2 <= area <= max_size**2``, at most ``max_boxes``; the teacher crop of a box is
-            the box enlarged 1.5x about its centre (as the reference).
+            the box enlarged ``box_crop_scale`` (1.5, as the reference) about its centre.
         ``'annotations'``: for region classification: every annotated region with its class label,
             box, mask on the patch grid, is-thing flag, and the enlarged crop.
 
@@ -113,6 +113,8 @@ class OVCLIPSelfDataset(Dataset):
         max_split: largest grid split (reference: 6).
         max_boxes: cap on regions per image (reference: 6 grid, 20 proposals).
         crop_scale: grid-cell enlargement for the teacher crop (reference: 1.0).
+        box_crop_scale: box enlargement for the teacher crop in ``'proposals'`` and ``'annotations'``
+            modes (reference: 1.5).
         min_size, max_size: proposal side limits (the area filter).
         repeats: independent random draws per image.
         seed: seed of the draws.
@@ -121,8 +123,8 @@ class OVCLIPSelfDataset(Dataset):
 
     def __init__(self, ann_file: str, img_dir: str, *, mode: str = 'grid', input_size: int = 1024,
                  crop_size: int = 224, patch_size: int = 16, max_split: int = 6, max_boxes: int = 6,
-                 crop_scale: float = 1.0, min_size: float = 8.0, max_size: float = 1024.0, repeats: int = 1,
-                 seed: int = 0, mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD) -> None:
+                 crop_scale: float = 1.0, box_crop_scale: float = 1.5, min_size: float = 8.0, max_size: float = 1024.0,
+                 repeats: int = 1, seed: int = 0, mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD) -> None:
         if mode not in REGION_MODES:
             raise ValueError(f"unknown region mode '{mode}'; valid: {list(REGION_MODES)}")
         if not Path(ann_file).is_file():
@@ -130,6 +132,7 @@ class OVCLIPSelfDataset(Dataset):
         self.ann_file, self.img_dir, self.mode = ann_file, Path(img_dir), mode
         self.input_size, self.crop_size, self.patch_size = input_size, crop_size, patch_size
         self.max_split, self.max_boxes, self.crop_scale = max_split, max_boxes, crop_scale
+        self.box_crop_scale = box_crop_scale
         self.min_size, self.max_size, self.repeats, self.seed = min_size, max_size, repeats, seed
         self.mean, self.std = tuple(mean), tuple(std)
         data = json.loads(Path(ann_file).read_text())
@@ -190,7 +193,7 @@ class OVCLIPSelfDataset(Dataset):
                 keep = [dict(bbox=[0, 0, w / 4, h / 4], category_id=None)]
             boxes = torch.tensor([[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3]]
                                   for a in keep], dtype=torch.float32).view(-1, 4)
-            crops = [crop(expand_box(b.tolist(), 1.5, w, h)) for b in boxes]
+            crops = [crop(expand_box(b.tolist(), self.box_crop_scale, w, h)) for b in boxes]
             if self.mode == 'annotations':
                 sample['labels'] = torch.tensor([self.cat_to_label[a['category_id']] for a in keep], dtype=torch.long)
                 sample['masks'] = torch.stack([mask_to_grid(self._mask(a, h, w), self.input_size // self.patch_size)

@@ -28,6 +28,42 @@ def test_caption_dataset_single_object_part(tmp_path):
         OVSyntheticCaptionDataset(10, seed=0, single_fraction=1.5)
 
 
+def test_zoom_keeps_every_object_and_drops_size_words():
+    import json
+
+    import numpy as np
+    import pytest
+    kw = dict(image_size=64, style_probs=(0, 0, 1, 0), semantic_keys=True)  # shape-only captions
+    plain = OVSyntheticCaptionDataset(6, seed=0, **kw)
+    same = OVSyntheticCaptionDataset(6, seed=0, zoom=(1.0, 1.0), zoom_prob=1.0, **kw)
+    zoomed = OVSyntheticCaptionDataset(6, seed=0, zoom=(2.0, 2.0), zoom_prob=1.0, single_fraction=1.0, **kw)
+    for ds in (plain, same, zoomed):
+        ds._epoch_rng = np.random.default_rng(0)
+    assert torch.equal(plain[0]['inputs'], same[0]['inputs'])  # zoom 1 = the whole image
+    zoomed._build()
+    for i in range(6):
+        m = zoomed._meta[i]
+        if not m['objects']:
+            continue
+        x0, y0, x1, y1 = m['objects'][0]['box']
+        item = zoomed[i]
+        key = json.loads(item['data_samples']['image_key'])
+        assert key[1][0][2] is None  # no size word describes a zoomed image
+        assert 'small' not in item['data_samples']['caption'] and 'large' not in item['data_samples']['caption']
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[10:30, 40:52] = 255  # one object, box (40, 10, 52, 30): fits a 32-px window
+    objs = [dict(box=[40.0, 10.0, 52.0, 30.0])]
+    for seed in range(20):
+        for flip in (False, True):
+            src = img[:, ::-1] if flip else img
+            out = zoomed._zoom(src, objs, flip, np.random.default_rng(seed))
+            ys, xs = np.nonzero(out[..., 0] > 127)
+            assert abs(len(ys) - 4 * 240) < 0.1 * 4 * 240  # drawn twice as large and whole (none cut off)
+            assert ys.max() - ys.min() + 1 >= 38 and xs.max() - xs.min() + 1 >= 22
+    with pytest.raises(ValueError, match='zoom'):
+        OVSyntheticCaptionDataset(4, seed=0, zoom=(0.5, 2.0))
+
+
 def test_shape_captions_name_no_colour():
     import numpy as np
     objs = [dict(cls='star', color='red', size='small', texture='striped')]
