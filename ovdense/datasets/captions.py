@@ -182,11 +182,10 @@ class OVSyntheticCaptionDataset(Dataset):
         boxes = np.array([o['box'] for o in objects], np.float64)
         if flip:
             boxes[:, [0, 2]] = n - boxes[:, [2, 0]]
-        x0, y0 = boxes[:, :2].min(0)
-        x1, y1 = boxes[:, 2:].max(0)
-        side = max(n / rng.uniform(*self.zoom), x1 - x0, y1 - y0)
-        side = int(min(n, np.ceil(side)))
-        left = int(rng.integers(max(0, int(np.ceil(x1)) - side), min(int(x0), n - side) + 1))
-        top = int(rng.integers(max(0, int(np.ceil(y1)) - side), min(int(y0), n - side) + 1))
+        x0, y0 = np.floor(boxes[:, :2].min(0)).astype(int)  # whole pixels around the union of the boxes
+        x1, y1 = np.ceil(boxes[:, 2:].max(0)).astype(int)
+        side = int(min(n, np.ceil(max(n / rng.uniform(*self.zoom), x1 - x0, y1 - y0))))
+        left = int(rng.integers(max(0, x1 - side), min(x0, n - side) + 1))
+        top = int(rng.integers(max(0, y1 - side), min(y0, n - side) + 1))
         window = np.ascontiguousarray(img[top:top + side, left:left + side])
         return cv2.resize(window, (n, n), interpolation=cv2.INTER_LINEAR)
