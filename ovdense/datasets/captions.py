@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -177,7 +178,6 @@ class OVSyntheticCaptionDataset(Dataset):
 
     def _zoom(self, img: np.ndarray, objects: list[dict], flip: bool, rng: np.random.Generator) -> np.ndarray:
         """Cut a random square window containing every object's box out of (H, W, 3) ``img``, resize back."""
-        import cv2
         n = img.shape[0]
         boxes = np.array([o['box'] for o in objects], np.float64)
         if flip:

@@ -40,17 +40,19 @@ def image_zero_shot(clip: CLIPModel, *, seed: int = 1000, num_images: int = 600,
     single = [generate(seed, i, WorldConfig(size=image_size, min_objects=1, max_objects=1)) for i in range(num_images)]
     single = [s for s in single if s.objects]
     text = encode_queries(clip, OBJECT_CLASSES, templates)
-    feats = torch.cat([clip.encode_image(to_input([s.image for s in single[i:i + 128]]), normalize=True)
-                       for i in range(0, len(single), 128)])
-    pred = (feats @ text.t()).argmax(1).numpy()
     gt = np.array([OBJECT_CLASSES.index(s.objects[0].cls) for s in single])
-    per_class = {c: float((pred[gt == k] == k).mean()) for k, c in enumerate(OBJECT_CLASSES) if (gt == k).any()}
+
+    def per_class_top1(x: torch.Tensor) -> dict[str, float]:
+        """(N, 3, S, S) inputs, one per scene -> top-1 accuracy of each class present."""
+        feats = torch.cat([clip.encode_image(x[i:i + 128], normalize=True) for i in range(0, len(x), 128)])
+        pred = (feats @ text.t()).argmax(1).numpy()
+        return {c: float((pred[gt == k] == k).mean()) for k, c in enumerate(OBJECT_CLASSES) if (gt == k).any()}
+
+    per_class = per_class_top1(to_input([s.image for s in single]))
     crops = torch.stack([resize_max_size(Image.fromarray(s.image).crop(expand_box(s.objects[0].box, 1.5, image_size,
                                                                                   image_size)), image_size)
                          for s in single])
-    feats = torch.cat([clip.encode_image(crops[i:i + 128], normalize=True) for i in range(0, len(crops), 128)])
-    pred = (feats @ text.t()).argmax(1).numpy()
-    crop_top1 = float(np.mean([(pred[gt == k] == k).mean() for k in range(len(OBJECT_CLASSES)) if (gt == k).any()]))
+    crop_top1 = float(np.mean(list(per_class_top1(crops).values())))
     multi = [generate(seed + 1, i, WorldConfig(size=image_size)) for i in range(min(num_images, 256))]
     caps = [s.captions[0] for s in multi]
     img = clip.encode_image(to_input([s.image for s in multi]), normalize=True)
