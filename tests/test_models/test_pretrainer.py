@@ -145,3 +145,48 @@ def test_semantic_positives():
     expected = 0.5 * (torch.nn.functional.cross_entropy(logits, pos / pos.sum(1, keepdim=True))
                       + torch.nn.functional.cross_entropy(logits.t(), pos.t() / pos.t().sum(1, keepdim=True)))
     assert torch.allclose(semantic, expected, atol=1e-6)
+
+
+def test_zoom_curriculum_hook_switches_at_begin_and_on_resume(tmp_path):
+    """Batches before ``begin`` are drawn unzoomed, the rest zoomed; a resume past ``begin`` zooms at once."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    from ovdense.hooks import OVZoomCurriculumHook
+
+    seen = []
+
+    class Record(Hook):
+        priority = 'LOWEST'
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            seen.append(runner.train_loop.dataloader.dataset.zoom)  # what the next batch is drawn with
+
+    torch.manual_seed(0)
+    runner = Runner(
+        model=OVCLIPPretrainer(TINY_CLIP_CFG, data_preprocessor=dict(type='ImgDataPreprocessor')),
+        work_dir=str(tmp_path), default_scope='mmseg',
+        train_dataloader=dict(batch_size=2, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True),
+                              collate_fn=dict(type='default_collate'),
+                              dataset=dict(type='OVSyntheticCaptionDataset', num_images=8, seed=0, image_size=64)),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-4)),
+        train_cfg=dict(by_epoch=False, max_iters=4),
+        custom_hooks=[dict(type='OVZoomCurriculumHook', begin=2, zoom=(1.0, 4.0), zoom_prob=0.7), Record()],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=10)))
+    assert runner.train_dataloader.dataset.zoom is None
+    runner.train()
+    assert seen == [None, (1.0, 4.0), (1.0, 4.0), (1.0, 4.0)]  # batches 0, 1 unzoomed; 2, 3 zoomed
+    assert runner.train_dataloader.dataset.zoom_prob == 0.7
+
+    class FakeRunner:  # resumed at iteration 3 > begin: zoom before the first batch
+        iter = 3
+        train_loop = runner.train_loop
+        logger = runner.logger
+    runner.train_loop.dataloader.dataset.set_zoom(None)
+    OVZoomCurriculumHook(begin=2, zoom=(1.0, 2.0)).before_train(FakeRunner)
+    assert runner.train_loop.dataloader.dataset.zoom == (1.0, 2.0)
+    OVZoomCurriculumHook(begin=5, zoom=(1.0, 3.0)).before_train(FakeRunner)  # not yet
+    assert runner.train_loop.dataloader.dataset.zoom == (1.0, 2.0)
+    import pytest
+    with pytest.raises(ValueError, match='begin'):
+        OVZoomCurriculumHook(begin=-1, zoom=(1.0, 2.0))
