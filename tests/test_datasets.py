@@ -89,3 +89,31 @@ def test_clipself_box_crops_are_enlarged_by_box_crop_scale(tmp_path):
     assert white[1.0] == 1.0 and abs(white[2.0] - 0.25) < 0.05
     assert abs(white[1.5] - 1 / 1.5 ** 2) < 0.05
     assert OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), **kw).box_crop_scale == 1.5
+
+
+def test_clipself_square_box_crops_need_no_padding(tmp_path):
+    """A 20 x 10 white box in the corner of a grey image, crop enlarged 2x: the reference's crop is clipped
+    to the image and zero-padded (black bands); the square one is a 40-px window shifted inside the image."""
+    import json
+
+    import pytest
+    from PIL import Image
+
+    from ovdense.datasets.clipself import OVCLIPSelfDataset
+    img = np.full((64, 64, 3), 128, np.uint8)
+    img[50:60, 0:20] = 255
+    (tmp_path / 'images').mkdir()
+    Image.fromarray(img).save(tmp_path / 'images' / 'a.png')
+    coco = dict(images=[dict(id=1, file_name='a.png', width=64, height=64)], categories=[dict(id=7, name='bar')],
+                annotations=[dict(id=1, image_id=1, category_id=7, bbox=[0, 50, 20, 10], area=200, iscrowd=0)])
+    (tmp_path / 'ann.json').write_text(json.dumps(coco))
+    kw = dict(mode='annotations', input_size=64, crop_size=32, patch_size=16, mean=(0, 0, 0), std=(1, 1, 1),
+              box_crop_scale=2.0)
+    ref = OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), **kw)[0]['data_samples'].crops[0]
+    sq = OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), box_crop_shape='square',
+                           **kw)[0]['data_samples'].crops[0]
+    assert (ref == 0).all(0).float().mean() > 0.2  # black bands of the padded 30 x 19 crop
+    assert (sq > 0.4).all()  # grey and white only
+    assert abs(float((sq[0] > 0.75).float().mean()) - 200 / 40 ** 2) < 0.03  # the box in a 40 x 40 window
+    with pytest.raises(ValueError, match="'square'"):
+        OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), box_crop_shape='round', **kw)
