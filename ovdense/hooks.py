@@ -81,9 +81,10 @@ class OVSyntheticZeroShotHook(Hook):
         res = image_zero_shot(model.clip, num_images=self.num_images, image_size=size)
         model.train()
         runner.logger.info(f"iter {runner.iter + 1}: zero-shot top-1 {100 * res['top1']:.1f}% over the object "
-                           f"classes (1.5x box crops {100 * res['crop_top1']:.1f}%), image->text R@1 "
+                           f"classes (1.5x box crops {100 * res['crop_top1']:.1f}%, square {100 * res['crop_square_top1']:.1f}%), "
+                           f"image->text R@1 "
                            f"{100 * res['retrieval_r1']:.1f}%")
-        for key in ('top1', 'crop_top1', 'retrieval_r1'):
+        for key in ('top1', 'crop_top1', 'crop_square_top1', 'retrieval_r1'):
             runner.message_hub.update_scalar(f'val/synthetic_{key}', res[key])
 
 

@@ -26,7 +26,8 @@ def main() -> None:
     clip.load_weights()
     res = dict(image=image_zero_shot(clip))
     print(f"image-level zero-shot top-1 over {len(OBJECT_CLASSES)} object classes: {100 * res['image']['top1']:.1f}% "
-          f"(chance {100 / len(OBJECT_CLASSES):.1f}%), on 1.5x box crops: {100 * res['image']['crop_top1']:.1f}%, "
+          f"(chance {100 / len(OBJECT_CLASSES):.1f}%), on 1.5x box crops: {100 * res['image']['crop_top1']:.1f}% "
+          f"(square windows: {100 * res['image']['crop_square_top1']:.1f}%), "
           f"image->text R@1: {100 * res['image']['retrieval_r1']:.1f}%")
     print(f"{'mode':10s} {'base':>6s} {'novel':>6s} {'stuff':>6s}  " + ' '.join(f'{c[:7]:>7s}' for c in OBJECT_CLASSES))
     for mode in args.modes:

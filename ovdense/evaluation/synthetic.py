@@ -29,13 +29,14 @@ def image_zero_shot(clip: CLIPModel, *, seed: int = 1000, num_images: int = 600,
     Classification: single-object held-out scenes, the class with the most similar prompt wins;
     reported as mean per-class top-1 accuracy (chance 1/12); ``crop_top1``: the same on each object's
     box enlarged 1.5x, cut out and resized to the native size (what CLIPSelf's teacher and the crop path
-    of region classification see), so a CLIP that only knows one rendering scale shows here.
+    of region classification see), so a CLIP that only knows one rendering scale shows here;
+    ``crop_square_top1``: the same on square windows inside the image (no zero padding).
     Retrieval: multi-object scenes against their own 'full' captions (colour, size, texture, shape,
     stuff), R@1.
     """
     from PIL import Image
 
-    from ..datasets.clipself import expand_box, resize_max_size
+    from ..datasets.clipself import expand_box, resize_max_size, square_box
     clip.eval()
     single = [generate(seed, i, WorldConfig(size=image_size, min_objects=1, max_objects=1)) for i in range(num_images)]
     single = [s for s in single if s.objects]
@@ -49,16 +50,18 @@ def image_zero_shot(clip: CLIPModel, *, seed: int = 1000, num_images: int = 600,
         return {c: float((pred[gt == k] == k).mean()) for k, c in enumerate(OBJECT_CLASSES) if (gt == k).any()}
 
     per_class = per_class_top1(to_input([s.image for s in single]))
-    crops = torch.stack([resize_max_size(Image.fromarray(s.image).crop(expand_box(s.objects[0].box, 1.5, image_size,
-                                                                                  image_size)), image_size)
-                         for s in single])
-    crop_top1 = float(np.mean(list(per_class_top1(crops).values())))
+    def crop_top1(enlarge) -> float:
+        crops = torch.stack([resize_max_size(Image.fromarray(s.image).crop(enlarge(s.objects[0].box, 1.5, image_size,
+                                                                                   image_size)), image_size)
+                             for s in single])
+        return float(np.mean(list(per_class_top1(crops).values())))
     multi = [generate(seed + 1, i, WorldConfig(size=image_size)) for i in range(min(num_images, 256))]
     caps = [s.captions[0] for s in multi]
     img = clip.encode_image(to_input([s.image for s in multi]), normalize=True)
     txt = clip.encode_text(caps, normalize=True)
     r1 = float(((img @ txt.t()).argmax(1) == torch.arange(len(multi))).float().mean())
-    return dict(top1=float(np.mean(list(per_class.values()))), crop_top1=crop_top1, retrieval_r1=r1,
+    return dict(top1=float(np.mean(list(per_class.values()))), crop_top1=crop_top1(expand_box),
+                crop_square_top1=crop_top1(square_box), retrieval_r1=r1,
                 **{f'acc_{c}': v for c, v in per_class.items()})
 
 
