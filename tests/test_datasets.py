@@ -65,21 +65,26 @@ def test_all_configs_parse():
         assert np.isfinite(cfg.model.logit_scale)
 
 
-def test_clipself_box_crops_are_enlarged_by_box_crop_scale(tmp_path):
-    """A white 20 x 20 box on black: the teacher crop of its box is all white at scale 1 and holds the
-    box in its central half (a quarter of the area) at scale 2; the reference's 1.5 is the default."""
+def _one_box_coco(root, img: np.ndarray, bbox: list) -> None:
+    """``root/images/a.png`` and ``root/ann.json``: one image with one annotated box (x, y, w, h)."""
     import json
 
     from PIL import Image
+    (root / 'images').mkdir()
+    Image.fromarray(img).save(root / 'images' / 'a.png')
+    h, w = img.shape[:2]
+    coco = dict(images=[dict(id=1, file_name='a.png', width=w, height=h)], categories=[dict(id=7, name='box')],
+                annotations=[dict(id=1, image_id=1, category_id=7, bbox=bbox, area=bbox[2] * bbox[3], iscrowd=0)])
+    (root / 'ann.json').write_text(json.dumps(coco))
 
+
+def test_clipself_box_crops_are_enlarged_by_box_crop_scale(tmp_path):
+    """A white 20 x 20 box on black: the teacher crop of its box is all white at scale 1 and holds the
+    box in its central half (a quarter of the area) at scale 2; the reference's 1.5 is the default."""
     from ovdense.datasets.clipself import OVCLIPSelfDataset
     img = np.zeros((64, 64, 3), np.uint8)
     img[20:40, 22:42] = 255
-    (tmp_path / 'images').mkdir()
-    Image.fromarray(img).save(tmp_path / 'images' / 'a.png')
-    coco = dict(images=[dict(id=1, file_name='a.png', width=64, height=64)], categories=[dict(id=7, name='box')],
-                annotations=[dict(id=1, image_id=1, category_id=7, bbox=[22, 20, 20, 20], area=400, iscrowd=0)])
-    (tmp_path / 'ann.json').write_text(json.dumps(coco))
+    _one_box_coco(tmp_path, img, [22, 20, 20, 20])
     kw = dict(mode='annotations', input_size=64, crop_size=32, patch_size=16, mean=(0, 0, 0), std=(1, 1, 1))
     white = {}
     for scale in (1.0, 1.5, 2.0):
@@ -94,19 +99,12 @@ def test_clipself_box_crops_are_enlarged_by_box_crop_scale(tmp_path):
 def test_clipself_square_box_crops_need_no_padding(tmp_path):
     """A 20 x 10 white box in the corner of a grey image, crop enlarged 2x: the reference's crop is clipped
     to the image and zero-padded (black bands); the square one is a 40-px window shifted inside the image."""
-    import json
-
     import pytest
-    from PIL import Image
 
     from ovdense.datasets.clipself import OVCLIPSelfDataset
     img = np.full((64, 64, 3), 128, np.uint8)
     img[50:60, 0:20] = 255
-    (tmp_path / 'images').mkdir()
-    Image.fromarray(img).save(tmp_path / 'images' / 'a.png')
-    coco = dict(images=[dict(id=1, file_name='a.png', width=64, height=64)], categories=[dict(id=7, name='bar')],
-                annotations=[dict(id=1, image_id=1, category_id=7, bbox=[0, 50, 20, 10], area=200, iscrowd=0)])
-    (tmp_path / 'ann.json').write_text(json.dumps(coco))
+    _one_box_coco(tmp_path, img, [0, 50, 20, 10])
     kw = dict(mode='annotations', input_size=64, crop_size=32, patch_size=16, mean=(0, 0, 0), std=(1, 1, 1),
               box_crop_scale=2.0)
     ref = OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), **kw)[0]['data_samples'].crops[0]

@@ -137,7 +137,8 @@ class OVCLIPSelfDataset(Dataset):
 
     def __init__(self, ann_file: str, img_dir: str, *, mode: str = 'grid', input_size: int = 1024,
                  crop_size: int = 224, patch_size: int = 16, max_split: int = 6, max_boxes: int = 6,
-                 crop_scale: float = 1.0, box_crop_scale: float = 1.5, box_crop_shape: str = 'box', min_size: float = 8.0, max_size: float = 1024.0,
+                 crop_scale: float = 1.0, box_crop_scale: float = 1.5, box_crop_shape: str = 'box',
+                 min_size: float = 8.0, max_size: float = 1024.0,
                  repeats: int = 1, seed: int = 0, mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD) -> None:
         if mode not in REGION_MODES:
             raise ValueError(f"unknown region mode '{mode}'; valid: {list(REGION_MODES)}")
