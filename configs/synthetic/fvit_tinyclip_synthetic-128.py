@@ -25,7 +25,7 @@ model = dict(
         vlm_roi_extractor=dict(out_channels=128),
         bbox_head=dict(in_channels=128, fc_out_channels=256, num_shared_convs=0, num_shared_fcs=2, embed_dim=128,
                        norm_cfg=bn, vocabulary=list(OBJECT_CLASSES), base_classes=list(BASE_CLASSES),
-                       templates=['a picture with a {}.'])),
+                       templates=['a picture with a {}.'], vlm_temperature=None)),  # the CLIP's own (16.5)
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
 train_pipeline = [

@@ -15,10 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmdet.models.detectors import TwoStageDetector
+from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
 
 from ..registry import register
 from ..vocabulary import TextEmbeddingCache, Vocabulary
@@ -79,7 +81,8 @@ class OVFViTBackbone(BaseModule):
             h, w = out['grid']
             dense = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
             levels.append(F.normalize(dense, dim=1))
-        return tuple(levels)
+        # contiguous: mmcv's CPU RoIAlign reads a strided (e.g. transposed token) map wrongly, silently
+        return tuple(f.contiguous() for f in levels)
 
 
 @register('MODELS', mmseg=False)
@@ -89,8 +92,11 @@ class OVTextBBoxHead(ConvFCBBoxHead):
     temperature; class-agnostic box regression.
 
     With VLM features of the boxes (the CLIP dense map pooled by RoIAlign, see :class:`OVFViT`) the
-    test-time scores are fused as in F-ViT / F-VLM: ``p^(1-alpha) * v^alpha`` for base classes and
-    background, ``p^(1-beta) * v^beta`` for the others, then renormalised over the classes.
+    test-time scores are fused by F-ViT's rule: ``p^(1-alpha) * v^alpha`` for base classes and background,
+    ``p^(1-beta) * v^beta`` for the others, ``p`` the detector's softmax, ``v`` the softmax of the VLM
+    logits ``vlm_temperature * cos`` over the same K + 1 embeddings; the fused scores are used as they
+    are (not renormalised), as the reference. At test time ``forward`` returns log-scores (log-softmax,
+    or the log of the fused scores) and :meth:`predict_by_feat` exponentiates them.
 
     Args:
         vocabulary: the classes, in the order of the dataset's labels.
@@ -101,13 +107,14 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         base_classes: the classes trained on (for the fusion weights; others are novel).
         temperature: initial (or fixed) logit scale.
         learn_temperature: learn the logit scale.
-        vlm_temperature: logit scale of the VLM scores.
+        vlm_temperature: logit scale of the VLM scores (reference 75 for CLIPs trained to 100); None:
+            the logit scale of the CLIP that embeds the vocabulary (set by :meth:`prepare`).
         alpha: VLM weight for base classes; beta: for novel classes.
     """
 
     def __init__(self, *, vocabulary: Any, embed_dim: int, clip: dict | None = None,
                  templates: Sequence[str] | str = 'openai', base_classes: Sequence[str] | None = None,
-                 temperature: float = 50.0, learn_temperature: bool = True, vlm_temperature: float = 75.0,
+                 temperature: float = 50.0, learn_temperature: bool = True, vlm_temperature: float | None = 75.0,
                  alpha: float = 0.1, beta: float = 0.8, **kwargs) -> None:
         vocab = Vocabulary.coerce(vocabulary)
         if kwargs.setdefault('num_classes', len(vocab)) != len(vocab):
@@ -131,7 +138,10 @@ class OVTextBBoxHead(ConvFCBBoxHead):
             self.log_temperature = nn.Parameter(log_t)
         else:
             self.register_buffer('log_temperature', log_t)
+        if vlm_temperature is not None and vlm_temperature <= 0:
+            raise ValueError(f'vlm_temperature must be > 0 (or None: the CLIP logit scale), got {vlm_temperature}')
         self.vlm_temperature = vlm_temperature
+        self._clip_logit_scale: float | None = None  # of the CLIP given to prepare()
         self.alpha, self.beta = alpha, beta
         self.text_cache = TextEmbeddingCache()
         self.class_embeddings: torch.Tensor | None = None  # (K, D), normalised
@@ -152,6 +162,7 @@ class OVTextBBoxHead(ConvFCBBoxHead):
             clip = build_clip(**self.clip_cfg)
             clip.load_weights()
         templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
+        self._clip_logit_scale = float(clip.logit_scale.detach().float().exp())
         q = self.text_cache.get(clip, self.vocabulary, templates)
         q2c = self.vocabulary.query_to_class
         emb = torch.zeros(len(self.vocabulary), q.shape[1]).index_add_(0, q2c, q.float().cpu())
@@ -194,17 +205,44 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         bbox_pred = self.fc_reg(x_reg) if self.with_reg else None
         emb = self.all_embeddings()
         cls_score = F.normalize(self.fc_cls(x_cls), dim=-1) @ emb.t() * self.log_temperature.exp()
-        if vlm_feats is not None and not self.training:
-            cls_score = self.fuse(cls_score, vlm_feats, emb)
-        return cls_score, bbox_pred
+        if self.training:
+            return cls_score, bbox_pred
+        if vlm_feats is not None:
+            return self.fuse(cls_score, vlm_feats, emb), bbox_pred
+        return cls_score.log_softmax(-1), bbox_pred
+
+    @property
+    def vlm_scale(self) -> float:
+        """The VLM logit scale in use: ``vlm_temperature``, or the CLIP's own when that is None."""
+        if self.vlm_temperature is not None:
+            return self.vlm_temperature
+        if self._clip_logit_scale is None:
+            raise RuntimeError('vlm_temperature=None takes the CLIP logit scale: call prepare(clip) first')
+        return self._clip_logit_scale
 
     def fuse(self, cls_score: torch.Tensor, vlm_feats: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """Geometric VLM fusion in log space: (N, K + 1) logits whose softmax is the fused score."""
-        vlm = F.normalize(vlm_feats, dim=-1) @ emb.t() * self.vlm_temperature
+        """F-ViT's geometric fusion in log space: (N, K + 1) logits, (N, D) VLM box features, (K + 1, D)
+        embeddings -> (N, K + 1) log fused scores (unnormalised, as the reference)."""
+        vlm = F.normalize(vlm_feats, dim=-1) @ emb.t() * self.vlm_scale
         base_set = set(self.base_classes)
         base = torch.tensor([n in base_set for n in self.vocabulary.names] + [True], device=emb.device)
         w = torch.where(base, torch.tensor(self.alpha, device=emb.device), torch.tensor(self.beta, device=emb.device))
         return (1 - w) * cls_score.log_softmax(-1) + w * vlm.log_softmax(-1)
+
+    def _predict_by_feat_single(self, roi: torch.Tensor, cls_score: torch.Tensor, bbox_pred: torch.Tensor,
+                                img_meta: dict, rescale: bool = False, rcnn_test_cfg: Any = None) -> Any:
+        """mmdet's box decoding and NMS on the scores ``exp(cls_score)`` (test-time log-scores, see
+        :meth:`forward`): mmdet's softmax would renormalise the fused scores."""
+        if roi.shape[0] == 0:
+            return super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+        raw = super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, rescale, None)
+        scores = cls_score.exp()
+        if rcnn_test_cfg is None:
+            raw.scores = scores
+            return raw
+        det, labels = multiclass_nms(raw.bboxes, scores, rcnn_test_cfg.score_thr, rcnn_test_cfg.nms,
+                                     rcnn_test_cfg.max_per_img, box_dim=4)
+        return InstanceData(bboxes=det[:, :-1], scores=det[:, -1], labels=labels)
 
 
 @register('MODELS', mmseg=False)
@@ -231,7 +269,8 @@ class OVFViTRoIHead(StandardRoIHead):
             bbox_feats = self.shared_head(bbox_feats)
         vlm = None
         if self._vlm_feat is not None and not self.training:
-            vlm = self.vlm_roi_extractor([self._vlm_feat], rois).flatten(1)
+            # mmcv's CPU RoIAlign silently misreads non-contiguous maps
+            vlm = self.vlm_roi_extractor([self._vlm_feat.contiguous()], rois).flatten(1)
         cls_score, bbox_pred = self.bbox_head(bbox_feats, vlm)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)
 

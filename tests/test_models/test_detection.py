@@ -8,6 +8,7 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
+from torchvision.ops import roi_align
 
 from ovdense.models import OVFViTBackbone, OVTextBBoxHead
 from ovdense.testing import TINY_CLIP_CFG, random_images, tiny_clip
@@ -22,6 +23,7 @@ def test_backbone_pyramid_batch2_frozen():
     assert [tuple(o.shape) for o in out] == [(2, 64, 16, 24), (2, 64, 8, 12), (2, 64, 4, 6), (2, 64, 2, 3),
                                              (2, 32, 4, 6)]
     assert torch.allclose(out[-1].norm(dim=1), torch.ones(2, 4, 6), atol=1e-5)
+    assert all(o.is_contiguous() for o in out)  # mmcv's CPU RoIAlign misreads strided maps
     assert not bb.vit.clip.training and bb.up4.training
     out[0].sum().backward()
     assert all(p.grad is None for p in bb.vit.parameters()) and bb.up4[0].weight.grad is not None
@@ -44,19 +46,74 @@ def test_text_head_scores_vocabulary_and_fusion():
     x = torch.randn(5, 8, 7, 7)
     cls, reg = h(x)
     assert cls.shape == (5, 4) and reg.shape == (5, 4)  # 3 classes + background, class-agnostic boxes
+    assert torch.allclose(cls.exp().sum(-1), torch.ones(5), atol=1e-5)  # test time: log-probabilities
     vlm = torch.randn(5, 32)
     fused = h(x, vlm)[0]
     # alpha=0: base classes and background keep the detector's log-probabilities; beta=1: novel = VLM
-    assert torch.allclose(fused[:, [0, 1, 3]], cls.log_softmax(-1)[:, [0, 1, 3]], atol=1e-5)
+    assert torch.allclose(fused[:, [0, 1, 3]], cls[:, [0, 1, 3]], atol=1e-5)
     vlm_lp = (torch.nn.functional.normalize(vlm, dim=-1) @ h.all_embeddings().t() * h.vlm_temperature).log_softmax(-1)
     assert torch.allclose(fused[:, 2], vlm_lp[:, 2], atol=1e-5)
+    # the fused scores reach NMS as they are (the reference's rule), not renormalised by a softmax
+    assert not torch.allclose(fused.exp().sum(-1), torch.ones(5), atol=1e-3)
+    rois = torch.cat([torch.zeros(5, 1), torch.tensor([[4.0, 4.0, 40.0, 40.0]]) + torch.arange(5.0)[:, None]], 1)
+    meta = dict(img_shape=(64, 64), scale_factor=(1.0, 1.0))
+    raw = h.predict_by_feat((rois,), (fused,), (reg,), [meta], rcnn_test_cfg=None)[0]
+    assert torch.allclose(raw.scores, fused.exp(), atol=1e-6)
+    nms_cfg = Config(dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=1.0), max_per_img=100))
+    det = h.predict_by_feat((rois,), (fused,), (reg,), [meta], rcnn_test_cfg=nms_cfg)[0]
+    assert len(det) == 15 and torch.allclose(det.scores.max(), fused[:, :3].exp().max(), atol=1e-6)
     h.set_vocabulary(['cat', 'dog', 'zebra', 'okapi'])
     assert h(x)[0].shape == (5, 5) and h.num_classes == 4
     with pytest.raises(ValueError, match='num_classes'):
         head(num_classes=7)
+    with pytest.raises(ValueError, match='vlm_temperature'):
+        head(vlm_temperature=0.0)
+
+
+def test_vlm_temperature_none_is_the_clip_logit_scale():
+    h = head(vlm_temperature=None).eval()
+    with pytest.raises(RuntimeError, match='prepare'):
+        h.vlm_scale
+    clip = tiny_clip(layers=4)
+    with torch.no_grad():
+        clip.model.logit_scale.fill_(torch.tensor(16.5).log())
+    h.prepare(clip)
+    assert abs(h.vlm_scale - 16.5) < 1e-3
+    x, vlm = torch.randn(3, 8, 7, 7), torch.randn(3, 32)
+    with torch.no_grad():
+        by_clip = h(x, vlm)[0]
+        h.vlm_temperature = 16.5
+        explicit = h(x, vlm)[0]
+        h.vlm_temperature = 75.0
+        default = h(x, vlm)[0]
+    assert torch.allclose(by_clip, explicit, atol=1e-5) and not torch.allclose(by_clip, default, atol=1e-3)
     init_default_scope('mmdet')
     with pytest.raises(ValueError, match='base classes'):
         OVTextBBoxHead(vocabulary=['cat'], embed_dim=32, base_classes=['dog'], in_channels=8)
+
+
+def test_vlm_box_features_are_roi_align_of_a_strided_dense_map():
+    """The VLM feature of a box is the RoIAlign (1x1) of the dense map, also when that map is a strided
+    view (as the ViT's transposed tokens): mmcv's CPU RoIAlign alone silently misreads those."""
+    init_default_scope('mmdet')
+    roi = lambda size, c, s: dict(type='SingleRoIExtractor', out_channels=c, featmap_strides=[s],  # noqa: E731
+                                  roi_layer=dict(type='RoIAlign', output_size=size, sampling_ratio=0))
+    rh = MODELS.build(dict(
+        type='OVFViTRoIHead', bbox_roi_extractor=roi(7, 8, 4), vlm_roi_extractor=roi(1, 32, 16),
+        bbox_head=dict(type='OVTextBBoxHead', vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4,
+                       templates=['a {}.'], base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16,
+                       roi_feat_size=7, num_shared_fcs=2))).eval()
+    x = (torch.randn(2, 8, 16, 16),)
+    dense = torch.randn(2, 17, 32)[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4)
+    assert not dense.is_contiguous()
+    rois = torch.tensor([[0, 3.0, 5.0, 40.0, 30.0], [1, 20.0, 8.0, 63.0, 60.0], [1, 0.0, 0.0, 17.0, 19.0]])
+    with torch.no_grad():
+        rh._vlm_feat = dense
+        got = rh._bbox_forward(x, rois)['cls_score']
+        rh._vlm_feat = None
+        want_vlm = roi_align(dense, rois, 1, 1 / 16, -1, aligned=True).flatten(1)
+        want = rh.bbox_head(rh.bbox_roi_extractor(x, rois), want_vlm)[0]
+    assert torch.allclose(got, want, atol=1e-5)
 
 
 def _tiny_plugin_model():
