@@ -81,7 +81,8 @@ class OVFViTBackbone(BaseModule):
             h, w = out['grid']
             dense = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
             levels.append(F.normalize(dense, dim=1))
-        # contiguous: mmcv's CPU RoIAlign reads a strided (e.g. transposed token) map wrongly, silently
+        # contiguous: mmcv's RoIAlign silently misreads strided maps (open-mmlab/mmcv#2203); a conv of the
+        # transposed tokens is channels-last
         return tuple(f.contiguous() for f in levels)
 
 
@@ -264,12 +265,13 @@ class OVFViTRoIHead(StandardRoIHead):
             self._vlm_feat = None
 
     def _bbox_forward(self, x: tuple, rois: torch.Tensor) -> dict:
-        bbox_feats = self.bbox_roi_extractor(x[:self.bbox_roi_extractor.num_inputs], rois)
+        x = tuple(f.contiguous() for f in x[:self.bbox_roi_extractor.num_inputs])  # see OVFViTBackbone.forward
+        bbox_feats = self.bbox_roi_extractor(x, rois)
         if self.with_shared_head:
             bbox_feats = self.shared_head(bbox_feats)
         vlm = None
         if self._vlm_feat is not None and not self.training:
-            # mmcv's CPU RoIAlign silently misreads non-contiguous maps
+            # mmcv's RoIAlign silently misreads non-contiguous maps (open-mmlab/mmcv#2203)
             vlm = self.vlm_roi_extractor([self._vlm_feat.contiguous()], rois).flatten(1)
         cls_score, bbox_pred = self.bbox_head(bbox_feats, vlm)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)

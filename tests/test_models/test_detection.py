@@ -92,9 +92,9 @@ def test_vlm_temperature_none_is_the_clip_logit_scale():
         OVTextBBoxHead(vocabulary=['cat'], embed_dim=32, base_classes=['dog'], in_channels=8)
 
 
-def test_vlm_box_features_are_roi_align_of_a_strided_dense_map():
-    """The VLM feature of a box is the RoIAlign (1x1) of the dense map, also when that map is a strided
-    view (as the ViT's transposed tokens): mmcv's CPU RoIAlign alone silently misreads those."""
+def test_box_features_are_roi_align_of_strided_maps():
+    """RoI and VLM box features are the RoIAlign of the maps also when those are strided views (the ViT's
+    transposed tokens, channels-last conv outputs): mmcv's CPU RoIAlign alone silently misreads them."""
     init_default_scope('mmdet')
     roi = lambda size, c, s: dict(type='SingleRoIExtractor', out_channels=c, featmap_strides=[s],  # noqa: E731
                                   roi_layer=dict(type='RoIAlign', output_size=size, sampling_ratio=0))
@@ -103,16 +103,17 @@ def test_vlm_box_features_are_roi_align_of_a_strided_dense_map():
         bbox_head=dict(type='OVTextBBoxHead', vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4,
                        templates=['a {}.'], base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16,
                        roi_feat_size=7, num_shared_fcs=2))).eval()
-    x = (torch.randn(2, 8, 16, 16),)
+    x = (torch.randn(2, 16, 16, 8).permute(0, 3, 1, 2),)  # channels-last, as a conv of transposed tokens
     dense = torch.randn(2, 17, 32)[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4)
-    assert not dense.is_contiguous()
+    assert not dense.is_contiguous() and not x[0].is_contiguous()
     rois = torch.tensor([[0, 3.0, 5.0, 40.0, 30.0], [1, 20.0, 8.0, 63.0, 60.0], [1, 0.0, 0.0, 17.0, 19.0]])
     with torch.no_grad():
         rh._vlm_feat = dense
         got = rh._bbox_forward(x, rois)['cls_score']
         rh._vlm_feat = None
         want_vlm = roi_align(dense, rois, 1, 1 / 16, -1, aligned=True).flatten(1)
-        want = rh.bbox_head(rh.bbox_roi_extractor(x, rois), want_vlm)[0]
+        want_feats = roi_align(x[0], rois, 7, 1 / 4, -1, aligned=True)
+        want = rh.bbox_head(want_feats, want_vlm)[0]
     assert torch.allclose(got, want, atol=1e-5)
 
 

@@ -1,0 +1,25 @@
+# CLIPSelf on the synthetic world at the tiny CLIP's native 128 px (8 x 8 patches), the input size of the
+# synthetic F-ViT: proposal mode (ground-truth boxes of the training split, square teacher crops), 1200
+# iterations (~4 min on 2 cores). Its export is the F-ViT backbone / VLM of the CLIPSelf row in the README.
+#   python tools/train.py configs/synthetic/clipself_tinyclip_synthetic-proposals-128.py
+#   python tools/test.py configs/synthetic/clipself_tinyclip_synthetic-proposals-128.py \
+#       --load-from work_dirs/clipself_tinyclip_synthetic-proposals-128/iter_1200.pth
+_base_ = ['../_base_/models/clipself.py', '../_base_/datasets/synthetic_clipself.py']
+assets = '{{fileDirname}}/../../ovdense/assets/'
+model = dict(
+    clip=dict(_delete_=True, config_file=assets + 'tinyclip_synthetic.json', checkpoint=assets + 'tinyclip_synthetic.safetensors'),
+    vocabulary=['circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon', 'crescent',
+                'arrow', 'heart', 'pentagon'],
+    templates=['a picture with a {}.'])
+max_iters = 1200
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=0.0),
+]
+train_cfg = dict(max_iters=max_iters)
+default_hooks = dict(checkpoint=dict(interval=600), logger=dict(interval=20))
+custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='tinyclip_clipself_p128')]
+train_dataloader = dict(dataset=dict(mode='proposals', max_boxes=20, min_size=8, max_size=1024, input_size=128))
+test_dataloader = dict(dataset=dict(input_size=128))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
