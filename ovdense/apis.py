@@ -35,8 +35,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ImageReadError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
-    if img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise ImageReadError(f'image {path} is too large ({img.shape[1]}x{img.shape[0]} > {MAX_PIXELS} pixels)')
+    check_image_size(img.shape[0], img.shape[1], f'image {path}')
     if img.ndim == 2:
         return np.ascontiguousarray(np.repeat(img[:, :, None], 3, 2))
     if img.shape[2] == 4:
@@ -79,21 +78,36 @@ def init_segmentor(config: str | os.PathLike, *, clip: dict | None = None, vocab
     return model.to(device).eval(), cfg
 
 
+def check_image_size(height: int, width: int, what: str = 'image') -> None:
+    """Raise :class:`ImageReadError` naming the limit when an image has more than ``MAX_PIXELS`` pixels."""
+    if height * width > MAX_PIXELS:
+        raise ImageReadError(f'{what} is too large ({width}x{height} > {MAX_PIXELS} pixels)')
+
+
 @torch.no_grad()
 def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
-            vocabulary: Vocabulary | None = None) -> dict[str, torch.Tensor]:
+            vocabulary: Vocabulary | None = None, return_probs: bool = False) -> dict[str, torch.Tensor]:
     """Segment one RGB image with the config's test pipeline.
 
+    Memory stays within the model's ``memory_budget`` whatever the image size and vocabulary; only
+    the label map (and the probabilities when asked for) is materialised at the image's size.
+
     Returns:
-        ``probs`` (C, H, W) class probabilities and ``label`` (H, W) int64, at the image's size.
+        ``label`` (H, W) int64 at the image's size, and ``probs`` (C, H, W) class probabilities
+        if ``return_probs`` (every ``probs_stride``-th pixel when the model has one).
     """
     from mmengine.dataset import Compose
+    check_image_size(*image_rgb.shape[:2])
     steps = [t for t in cfg.test_pipeline if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
     pipeline = Compose([dict(type='LoadImageFromNDArray'), *steps])
     data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_path=None))  # BGR, as cv2 loads
     batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
-    res = model.inference(batch['inputs'], [batch['data_samples'][0].metainfo], vocabulary=vocabulary)[0]
-    return dict(probs=res['probs'], label=res['label'][0])
+    res = model.inference(batch['inputs'], [batch['data_samples'][0].metainfo], vocabulary=vocabulary,
+                          return_probs=return_probs)[0]
+    out = dict(label=res['label'][0])
+    if return_probs:
+        out['probs'] = res['probs']
+    return out
 
 
 def init_detector(config: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,

@@ -131,7 +131,7 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
         checks.append(Check('slide_windows', float(not torch.equal(win, case['slide_windows_y1x1y2x2'])), 0))
 
     res = model.inference(case['input'], [dict(img_shape=case['input'].shape[-2:], ori_shape=meta['ori_shape'])],
-                          return_raw=True)[0]
+                          return_probs=True, return_raw=True)[0]
     checks.append(Check('seg_logits_raw', _max_diff(res['logits'][None], case['seg_logits_raw'])))
     if 'seg_logits_pre_pamr' in case:
         checks.append(Check('seg_logits_pre_pamr', _max_diff(res['logits_pre_pamr'][None], case['seg_logits_pre_pamr'])))

@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from ovdense.evaluation import dense_zero_shot, image_zero_shot
 
 
@@ -54,3 +56,20 @@ def test_zero_shot_iou_metric_oracle_and_missed_novel():
         bad.compute_metrics(bad.results)
     with pytest.raises(ValueError, match="valid: \\['rest', 'base'\\]"):
         OVZeroShotIoUMetric(seen='all')
+
+
+def test_region_metric_keeps_top5_only_and_equals_full_scores():
+    import torch
+
+    from ovdense.evaluation.region import OVRegionClsMetric, per_class_topk
+    g = torch.Generator().manual_seed(0)
+    scores, labels = torch.randn(60, 1203, generator=g), torch.randint(0, 1203, (60,), generator=g)
+    labels[:20] = scores[:20].argmax(1)  # top-1 hits
+    labels[20:30] = scores[20:30].topk(4, dim=1).indices[:, 3]  # top-5 hits only
+    metric = OVRegionClsMetric()
+    metric.process({}, [dict(labels=labels[:35], scores_roi=scores[:35]), dict(labels=labels[35:], scores_roi=scores[35:])])
+    assert [r['scores_roi'].shape for r in metric.results] == [(35, 5), (25, 5)]  # not (n, 1203)
+    res = metric.compute_metrics(metric.results)
+    assert res['roi_top1'] == pytest.approx(per_class_topk(scores, labels, 1))
+    assert res['roi_top5'] == pytest.approx(per_class_topk(scores, labels, 5))
+    assert res['roi_top5'] > res['roi_top1'] > 0

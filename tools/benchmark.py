@@ -2,6 +2,12 @@
 
 python tools/benchmark.py seg --model ViT-B-16 --mode clearclip --size 448 448 --crop 224 --stride 112
 python tools/benchmark.py clipself --model ViT-B-16 --size 1024 1024 --batch 2 --boxes 6
+python tools/benchmark.py scale --mode naclip --size 1024 2048 --vocab lvis --templates openai
+
+``scale``: one image of --size (random pixels, or --image resized) through the public API exactly as
+the demo runs it (the mode's Context-59 protocol or --config, the shipped tiny CLIP unless --model),
+with a vocabulary of --classes made-up names or --vocab: seconds to encode the text, seconds to
+segment (and the share spent in PAMR), peak RSS of the process.
 
 Random weights (the architecture of --model, no download). Reports per-image wall time of the full
 dense inference (windows, text matching, merging, resize, post-processing) against a plain open_clip
@@ -14,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -92,23 +99,89 @@ def run_clipself(args) -> dict:
     return dict(s_per_iter=min(ts[1:]), peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def run_scale(args) -> dict:
+    """Seconds and peak RSS of one image of any size through ``init_segmentor`` + ``segment``."""
+    import numpy as np
+
+    from ovdense.apis import find_config, init_segmentor, read_image, segment
+    from ovdense.vocabulary import Vocabulary
+    torch.set_num_threads(args.threads)
+    if args.model:
+        clip = dict(model_name=args.model)  # random weights of that architecture
+    else:
+        clip = dict(config_file=args.clip_config or 'ovdense/assets/tinyclip_synthetic.json',
+                    checkpoint=args.checkpoint or 'ovdense/assets/tinyclip_synthetic.safetensors')
+    if args.classes:
+        vocab = Vocabulary.from_list([f'class {i}' for i in range(args.classes)])
+    else:
+        vocab = Vocabulary.from_txt(args.vocab) if Path(args.vocab).is_file() else Vocabulary.from_dataset(args.vocab)
+    opts = {} if args.templates is None else {'model.templates': args.templates}
+    if args.budget:
+        opts['model.memory_budget'] = args.budget
+    model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab, cfg_options=opts)
+    h, w = args.size
+    if args.image:
+        import cv2
+        image = np.ascontiguousarray(cv2.resize(read_image(args.image), (w, h), interpolation=cv2.INTER_LINEAR))
+    else:
+        image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pamr_s = [0.0]
+    if getattr(model, 'pamr', None) is not None:  # time the outermost PAMR call of each kind
+        for name in ('forward', 'affinity', 'refine'):
+            fn = getattr(model.pamr, name, None)
+            if fn is None:
+                continue
+
+            def timed(*a, _fn=fn, **k):
+                if getattr(model.pamr, '_in', False):
+                    return _fn(*a, **k)
+                model.pamr._in, t = True, time.perf_counter()
+                try:
+                    return _fn(*a, **k)
+                finally:
+                    model.pamr._in = False
+                    pamr_s[0] += time.perf_counter() - t
+            setattr(model.pamr, name, timed)
+    t = time.perf_counter()
+    with torch.no_grad():
+        model.text_embeddings(vocab)
+    text_s = time.perf_counter() - t
+    t = time.perf_counter()
+    label = segment(model, cfg, image, vocabulary=vocab)['label']
+    seg_s = time.perf_counter() - t
+    return dict(dense_mode=model.backbone.mode, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=round(seg_s, 2),
+                pamr_s=round(pamr_s[0], 2), classes_in_label=int(label.unique().numel()),
+                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('task', choices=['seg', 'clipself'])
-    p.add_argument('--model', default='ViT-B-16')
+    p.add_argument('task', choices=['seg', 'clipself', 'scale'])
+    p.add_argument('--model', default=None, help='open_clip architecture, random weights (seg/clipself: ViT-B-16; '
+                                                 'scale: the shipped tiny CLIP unless given)')
     p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
     p.add_argument('--mode', default='clearclip')
     p.add_argument('--size', type=int, nargs=2, default=(448, 448), metavar=('H', 'W'))
     p.add_argument('--crop', type=int, default=224)
     p.add_argument('--stride', type=int, default=112)
     p.add_argument('--window-batch', type=int, default=8)
-    p.add_argument('--vocab', default='voc21')
+    p.add_argument('--vocab', default='voc21', help='a dataset vocabulary name or a vocabulary file')
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch', type=int, default=2, help='clipself: images per iteration')
     p.add_argument('--boxes', type=int, default=6, help='clipself: regions per image')
+    p.add_argument('--config', help='scale: config of the protocol (default: the mode\'s Context-59 one)')
+    p.add_argument('--checkpoint', help='scale: local CLIP weights with --clip-config')
+    p.add_argument('--classes', type=int, help='scale: a vocabulary of this many made-up class names')
+    p.add_argument('--templates', help='scale: prompt templates (a set name), default: the config\'s')
+    p.add_argument('--budget', type=int, help='scale: the model\'s memory_budget in bytes (default: the model\'s)')
+    p.add_argument('--image', help='scale: a real image, resized to --size, instead of random pixels')
     p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.task == 'scale':
+        print(json.dumps(dict(vars(args), **run_scale(args))))
+        return
+    args.model = args.model or 'ViT-B-16'
     if args.task == 'clipself':
         print(json.dumps(dict(vars(args), **run_clipself(args))))
         return

@@ -13,6 +13,7 @@ from mmseg.models.utils import resize
 
 from ..clip import CLIPModel, build_clip
 from ..registry import register
+from .utils.chunked import ChunkedPostprocessMixin
 from ..vocabulary import Vocabulary
 from .backbones.clip_vit import OVCLIPViT, interpolate_pos_embed
 
@@ -150,7 +151,7 @@ class OVContextDecoder(BaseModule):
 
 
 @register('MODELS', mmdet=False)
-class OVDenseCLIP(EncoderDecoder):
+class OVDenseCLIP(ChunkedPostprocessMixin, EncoderDecoder):
     """DenseCLIP segmentor: backbone pyramid + pixel-text score map concatenated to one level, an mmseg
     neck and decode head, and the auxiliary cross-entropy on the score maps.
 

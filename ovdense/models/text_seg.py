@@ -14,6 +14,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.segmentors import EncoderDecoder
 
 from ..registry import register
+from .utils.chunked import ChunkedPostprocessMixin
 from ..vocabulary import TextEmbeddingCache, Vocabulary
 
 
@@ -65,7 +66,7 @@ class OVTextSegHead(BaseDecodeHead):
 
 
 @register('MODELS', mmdet=False)
-class OVTextSegmentor(EncoderDecoder):
+class OVTextSegmentor(ChunkedPostprocessMixin, EncoderDecoder):
     """EncoderDecoder over a frozen CLIP backbone (:class:`OVCLIPViT`) with an :class:`OVTextSegHead`.
 
     The vocabulary is an input: ``set_vocabulary`` (or ``vocabulary=``) changes the classes without

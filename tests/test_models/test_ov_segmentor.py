@@ -12,6 +12,7 @@ VOCAB = Vocabulary.from_list(['sky', ['person', 'man'], 'car'])
 
 def make(tiny_clip, **kw):
     kw.setdefault('templates', 'none')
+    kw.setdefault('return_probs', True)
     return OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), VOCAB, slide_crop=kw.pop('slide_crop', 64),
                        slide_stride=kw.pop('slide_stride', 32), **kw).eval()
 

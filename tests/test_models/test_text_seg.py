@@ -19,7 +19,7 @@ def make(tiny_clip, **kw):
         decode_head=dict(type='OVTextSegHead', in_channels=[64, 32], channels=16, embed_dim=32,
                          norm_cfg=dict(type='BN'), align_corners=False, dropout_ratio=0.0,
                          loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        vocabulary=CLASSES, templates=['a photo of a {}.'], **kw)
+        vocabulary=CLASSES, templates=['a photo of a {}.'], test_cfg=dict(mode='whole', return_logits=True), **kw)
 
 
 def samples(labels):
@@ -80,7 +80,7 @@ def test_slide_inference_sizes_by_the_vocabulary(tiny_clip):
     model = make(tiny_clip).eval()
     x = random_images(2, 64, 96)
     whole = model.predict(x, samples(labels()[:, :, :1].expand(2, 64, 96)))
-    model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 64), stride=(32, 32))
+    model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 64), stride=(32, 32), return_logits=True)
     slide = model.predict(x, samples(labels()[:, :, :1].expand(2, 64, 96)))
     assert slide[1].seg_logits.data.shape == whole[1].seg_logits.data.shape == (4, 64, 96)
 

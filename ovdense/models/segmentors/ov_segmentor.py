@@ -1,7 +1,7 @@
 """Training-free open-vocabulary semantic segmentation with a dense CLIP backbone."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,8 +12,18 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 from ...registry import register
 from ...vocabulary import TextEmbeddingCache, Vocabulary
 from ..utils import PAMR, slide_windows
+from ..utils.chunked import SoftmaxReducer, expand, plan_chunks, resize_region, source_span, tiles
 
 WINDOW_PADDING = ('none', 'symmetric')
+
+
+class _Window(NamedTuple):
+    """A sliding window's normalised patch features (D, h, w), its box (y1, x1, y2, x2) in the image,
+    its padded size and its (top, left) padding."""
+    box: tuple[int, int, int, int]
+    feats: torch.Tensor
+    size: tuple[int, int]
+    pad: tuple[int, int]
 
 
 @register('MODELS', mmdet=False)
@@ -26,6 +36,10 @@ class OVSegmentor(BaseSegmentor):
     PAMR, then turned into class probabilities: ``softmax(logit_scale * cos)`` over the text
     queries, max over each class's synonyms, optional area rule, argmax, and pixels whose top
     probability is below ``prob_thd`` get ``background_index``.
+
+    Memory is bounded by ``memory_budget``, exactly: the features stay at patch resolution and every
+    later step runs tile by tile over output pixels and chunk by chunk over classes
+    (:meth:`segment_image`); only the labels (and probabilities when asked for) exist at full size.
 
     Args:
         backbone: config of an :class:`OVCLIPViT` (or any module with ``dense_features``).
@@ -45,6 +59,12 @@ class OVSegmentor(BaseSegmentor):
             ``'none'`` lets the patch conv drop leftover pixels.
         pamr: ``dict(num_iter=10, dilations=(8, 16))`` to refine with PAMR, or None.
         renormalize: renormalise class probabilities to sum to 1 after the argmax (NACLIP).
+        memory_budget: bytes for the working buffers of the post-processing (tiles x class chunks).
+        return_probs: also output class probabilities (``seg_logits`` in mmseg's data samples); they
+            are (C, H, W) floats at full size, so off by default.
+        probs_stride: probabilities at every ``probs_stride``-th pixel of each axis only.
+        tile_size: output tile side in pixels (None: from ``memory_budget``).
+        chunk_queries: text queries per class chunk (None: from ``memory_budget``).
         text_cache_dir: folder to cache text embeddings on disk (None: memory only).
         data_preprocessor: mmseg data preprocessor config.
         init_cfg: mmengine init config.
@@ -54,8 +74,10 @@ class OVSegmentor(BaseSegmentor):
                  logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
                  background_index: int = 0, slide_crop: int = 224, slide_stride: int = 112,
                  window_batch: int = 8, window_padding: str = 'none', pamr: dict | None = None,
-                 renormalize: bool = False, text_cache_dir: str | None = None,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 renormalize: bool = False, memory_budget: int = 1 << 30, return_probs: bool = False,
+                 probs_stride: int = 1, tile_size: int | None = None, chunk_queries: int | None = None,
+                 text_cache_dir: str | None = None, data_preprocessor: dict | None = None,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if window_padding not in WINDOW_PADDING:
             raise ValueError(f"unknown window_padding '{window_padding}'; valid: {list(WINDOW_PADDING)}")
@@ -73,6 +95,15 @@ class OVSegmentor(BaseSegmentor):
         self.window_padding = window_padding
         self.pamr = PAMR(**pamr) if pamr else None
         self.renormalize = renormalize
+        if memory_budget <= 0 or probs_stride < 1 or (tile_size is not None and tile_size < 1) or (
+                chunk_queries is not None and chunk_queries < 1):
+            raise ValueError(f'memory_budget, probs_stride, tile_size and chunk_queries must be positive, got '
+                             f'{memory_budget}, {probs_stride}, {tile_size}, {chunk_queries}')
+        self.memory_budget = int(memory_budget)
+        self.return_probs = return_probs
+        self.probs_stride = probs_stride
+        self.tile_size = tile_size
+        self.chunk_queries = chunk_queries
         self.text_cache = TextEmbeddingCache(text_cache_dir)
         self.vocabulary: Vocabulary | None = None
         if vocabulary is not None:
@@ -103,89 +134,215 @@ class OVSegmentor(BaseSegmentor):
         feats = self.backbone.dense_features(images, normalize=True)
         return torch.einsum('ndhw,qd->nqhw', feats, text.to(feats.dtype))
 
-    def _window_logits(self, crops: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """(n, Q, ch, cw) logits upsampled to the window size."""
-        H, W = crops.shape[-2:]
-        pad = (0, 0, 0, 0)
+    def _window_pad(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) zero padding of a window: to a multiple of the patch size
+        (``'symmetric'``), else only a side shorter than one patch, up to one patch (symmetric, as
+        ClearCLIP pads), so that thin windows still have a patch row and column."""
+        p = self.backbone.patch_size
         if self.window_padding == 'symmetric':
-            p = self.backbone.patch_size
-            ph, pw = -H % p, -W % p
-            pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-            crops = F.pad(crops, pad)
-        logits = F.interpolate(self.patch_logits(crops, text), size=crops.shape[-2:], mode='bilinear',
-                               align_corners=False)
-        return logits[..., pad[2]:pad[2] + H, pad[0]:pad[0] + W]
+            ph, pw = -height % p, -width % p
+        else:
+            ph, pw = max(p - height, 0), max(p - width, 0)
+        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+    def window_features(self, image: torch.Tensor) -> list[_Window]:
+        """Normalised patch features of every sliding window of one image (3, H, W): what the logits of
+        any query and any pixel are computed from (patch resolution, independent of the vocabulary)."""
+        H, W = image.shape[-2:]
+        boxes = slide_windows(H, W, self.slide_crop, self.slide_stride) if self.slide_crop > 0 else [(0, 0, H, W)]
+        out = []
+        for i in range(0, len(boxes), self.window_batch):  # windows of one image all have the same size
+            chunk = boxes[i:i + self.window_batch]
+            y1, x1, y2, x2 = chunk[0]
+            pad = self._window_pad(y2 - y1, x2 - x1)
+            crops = F.pad(torch.stack([image[:, a:c, b:d] for a, b, c, d in chunk]), pad)
+            feats = self.backbone.dense_features(crops, normalize=True)
+            out += [_Window(box, f, crops.shape[-2:], (pad[2], pad[0])) for box, f in zip(chunk, feats)]
+        return out
+
+    @staticmethod
+    def window_logits(windows: Sequence[_Window], text: torch.Tensor, region: tuple[int, int, int, int]) -> torch.Tensor:
+        """(Q, y2 - y1, x2 - x1) cosine logits on ``region`` of the (input-resolution) image: each window's
+        patch logits bilinearly upsampled to its (padded) size, averaged where windows overlap."""
+        ry1, rx1, ry2, rx2 = region
+        feats = windows[0].feats
+        out = feats.new_zeros((text.shape[0], ry2 - ry1, rx2 - rx1))
+        count = feats.new_zeros((1, ry2 - ry1, rx2 - rx1))
+        for win in windows:
+            y1, x1, y2, x2 = win.box
+            a, b, c, d = max(y1, ry1), max(x1, rx1), min(y2, ry2), min(x2, rx2)
+            if a >= c or b >= d:
+                continue
+            patch = torch.einsum('dhw,qd->qhw', win.feats, text.to(win.feats.dtype))
+            pt, pl = win.pad
+            lg = resize_region(patch, patch.shape[-2:], win.size, (a - y1 + pt, b - x1 + pl, c - y1 + pt, d - x1 + pl))
+            out[:, a - ry1:c - ry1, b - rx1:d - rx1] += lg
+            count[:, a - ry1:c - ry1, b - rx1:d - rx1] += 1
+        return out / count
 
     def encode_image(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(Q, H, W) cosine logits at input resolution for one normalised image (3, H, W)."""
         H, W = image.shape[-2:]
-        if self.slide_crop <= 0:
-            return self._window_logits(image[None], text)[0]
-        windows = slide_windows(H, W, self.slide_crop, self.slide_stride)
-        out = image.new_zeros((text.shape[0], H, W))
-        count = image.new_zeros((1, H, W))
-        for i in range(0, len(windows), self.window_batch):  # batched windows, merged chunk by chunk
-            chunk = windows[i:i + self.window_batch]
-            crops = torch.stack([image[:, y1:y2, x1:x2] for y1, x1, y2, x2 in chunk])
-            for (y1, x1, y2, x2), lg in zip(chunk, self._window_logits(crops, text)):
-                out[:, y1:y2, x1:x2] += lg
-                count[:, y1:y2, x1:x2] += 1
-        return out / count
+        return self.window_logits(self.window_features(image), text, (0, 0, H, W))
+
+    def _region_logits(self, windows: Sequence[_Window], text: torch.Tensor, in_hw: tuple[int, int],
+                       out_hw: tuple[int, int], region: tuple[int, int, int, int]) -> torch.Tensor:
+        """(Q, y2 - y1, x2 - x1) logits on ``region`` of the output (``ori_shape``) image: the window
+        logits of just the input pixels it reads, bilinearly resized."""
+        ya, yb = source_span(in_hw[0], out_hw[0], region[0], region[2])
+        xa, xb = source_span(in_hw[1], out_hw[1], region[1], region[3])
+        src = self.window_logits(windows, text, (ya, xa, yb, xb))
+        return resize_region(src, in_hw, out_hw, region, offset=(ya, xa))
 
     def postprocess(self, logits: torch.Tensor, query_to_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cosine logits (Q, H, W) -> class probabilities (C, H, W) and labels (1, H, W)."""
-        probs = torch.softmax(logits * self.logit_scale, 0)
+        """Cosine logits (Q, H, W) of the whole image -> class probabilities (C, H, W) and labels (1, H, W)."""
         num_classes = int(query_to_class.max()) + 1
-        if num_classes != probs.shape[0]:
-            idx = query_to_class.to(probs.device).view(-1, 1, 1).expand_as(probs)
-            probs = probs.new_full((num_classes, *probs.shape[1:]), float('-inf')).scatter_reduce(
-                0, idx, probs, reduce='amax')
-        if self.area_thd is not None:
-            hard = F.one_hot(probs.argmax(0), num_classes).sum((0, 1)).to(probs.dtype)
-            fg = torch.ones(num_classes, dtype=torch.bool, device=probs.device)
-            fg[self.background_index] = False
-            keep = (hard > self.area_thd * hard[fg].sum()) | ~fg
-            probs = probs * keep.to(probs.dtype).view(-1, 1, 1)
-        top, label = probs.max(0, keepdim=True)
-        label[top < self.prob_thd] = self.background_index
-        if self.renormalize:
-            probs = probs / probs.sum(0, keepdim=True)
-        return probs, label
+        keep = None
+        for _ in range(2):  # a second round only when the area rule removes a class
+            red = SoftmaxReducer(logits.shape[1:], self.logit_scale, renormalize=self.renormalize,
+                                 device=logits.device)
+            red.update(logits, query_to_class, 0, num_classes, keep)
+            if self.area_thd is None or keep is not None:
+                break
+            keep = self._area_keep(torch.bincount(red.label.flatten(), minlength=num_classes))
+            if keep.all():
+                break
+        label = self._labels(red)
+        return red.probs(logits, query_to_class, 0, num_classes, keep, renormalize=self.renormalize), label[None]
+
+    def _area_keep(self, counts: torch.Tensor) -> torch.Tensor:
+        """SCLIP's area rule: (C,) bool, False for foreground classes whose argmax area is at most
+        ``area_thd`` of all foreground pixels."""
+        fg = torch.ones(counts.shape[0], dtype=torch.bool)
+        fg[self.background_index] = False
+        counts = counts.cpu().to(torch.float32)
+        return (counts > self.area_thd * counts[fg].sum()) | ~fg
+
+    def _labels(self, red: SoftmaxReducer) -> torch.Tensor:
+        label = red.label.clone()
+        if self.prob_thd > 0:
+            label[red.top_prob() < self.prob_thd] = self.background_index
+        return label
+
+    def segment_image(self, image: torch.Tensor, out_hw: tuple[int, int], text: torch.Tensor,
+                      query_to_class: torch.Tensor, *, return_probs: bool = False, probs_stride: int = 1,
+                      return_raw: bool = False) -> dict[str, torch.Tensor]:
+        """Segment one image in bounded memory, exactly.
+
+        The image is cut into output tiles (grown by PAMR's reach when PAMR is on) and the vocabulary
+        into chunks of whole classes, sized by ``memory_budget``; per tile the softmax over all queries,
+        synonym max-pooling, argmax and probability threshold are accumulated chunk by chunk
+        (:class:`SoftmaxReducer`). The area rule needs the whole image's argmax areas: when it removes
+        a class the tiles are computed once more. Only what is asked for is materialised at full size.
+
+        Args:
+            image: (3, h, w) normalised image (its valid part).
+            out_hw: (H0, W0) output size (``ori_shape``).
+            text: (Q, D) normalised query embeddings.
+            query_to_class: (Q,) class of each query (non-decreasing).
+            return_probs: also return class probabilities.
+            probs_stride: probabilities at every ``probs_stride``-th pixel of each axis only.
+            return_raw: also return the full (Q, H0, W0) ``logits`` (after PAMR) and ``logits_pre_pamr``.
+
+        Returns:
+            dict with ``label`` (1, H0, W0) int64 and, if asked, ``probs`` (C, ceil(H0/s), ceil(W0/s)),
+            ``logits``, ``logits_pre_pamr``.
+        """
+        H0, W0 = out_hw
+        in_hw = tuple(image.shape[-2:])
+        C = int(query_to_class.max()) + 1
+        halo = self.pamr.halo if self.pamr is not None else 0
+        plan = plan_chunks(query_to_class, out_hw, budget=self.memory_budget, halo=halo,
+                           bytes_per_px=4 * (8 + (24 if self.pamr is not None else 0)),
+                           bytes_per_query_px=4 * (5 if self.pamr is not None else 3),
+                           tile=self.tile_size, max_queries=self.chunk_queries)
+        windows = self.window_features(image)
+        label = torch.zeros((1, H0, W0), dtype=torch.long, device=image.device)
+        s = probs_stride
+        probs = image.new_zeros((C, -(-H0 // s), -(-W0 // s))) if return_probs else None
+        raw = {k: image.new_zeros((text.shape[0], H0, W0)) for k in ('logits', 'logits_pre_pamr')} if return_raw else {}
+        single = len(plan.chunks) == 1 and plan.tile == (H0, W0)  # one piece: keep it instead of recomputing
+
+        def tile_logits(tile, ext, guide_aff, chunk):
+            """(q, th, tw) final logits of a chunk on a tile, computed on its grown region ``ext``."""
+            q0, q1 = chunk[:2]
+            lg = self._region_logits(windows, text[q0:q1], in_hw, out_hw, ext)
+            inner = (slice(None), slice(tile[0] - ext[0], tile[2] - ext[0]), slice(tile[1] - ext[1], tile[3] - ext[1]))
+            if return_raw:
+                raw['logits_pre_pamr'][q0:q1, tile[0]:tile[2], tile[1]:tile[3]] = lg[inner]
+            if self.pamr is not None:
+                lg = self.pamr.refine(lg[None], guide_aff)[0]
+            lg = lg[inner]
+            if return_raw:
+                raw['logits'][q0:q1, tile[0]:tile[2], tile[1]:tile[3]] = lg
+            return lg
+
+        need_stats = return_probs or self.prob_thd > 0  # the argmax alone needs no softmax
+        keep, cached = None, {}
+        for _ in range(2):  # the second round only when the area rule removes a class
+            counts = torch.zeros(C, dtype=torch.long)
+            for tile in tiles(H0, W0, plan.tile):
+                ext = expand(tile, plan.halo, H0, W0)
+                aff = None
+                if self.pamr is not None:
+                    aff = self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None])
+                red = SoftmaxReducer((tile[2] - tile[0], tile[3] - tile[1]), self.logit_scale, probs=need_stats,
+                                     renormalize=return_probs and self.renormalize, device=image.device)
+                pix = (slice(-tile[0] % s, None, s), slice(-tile[1] % s, None, s))  # the tile's strided pixels
+                pieces = []
+                for chunk in plan.chunks:
+                    lg = cached[chunk] if chunk in cached else tile_logits(tile, ext, aff, chunk)
+                    if single:
+                        cached[chunk] = lg
+                    q0, q1, c0, c1 = chunk
+                    red.update(lg, query_to_class[q0:q1], c0, c1, None if keep is None else keep[c0:c1])
+                    if return_probs:  # at most the probabilities' own size
+                        pieces.append(lg[(slice(None), *pix)])
+                label[0, tile[0]:tile[2], tile[1]:tile[3]] = self._labels(red)
+                counts += torch.bincount(red.label.flatten().cpu(), minlength=C)
+                py, px = -(-tile[0] // s), -(-tile[1] // s)
+                for (q0, q1, c0, c1), lg in zip(plan.chunks, pieces):
+                    p = red.probs(lg, query_to_class[q0:q1], c0, c1, None if keep is None else keep[c0:c1],
+                                  renormalize=self.renormalize, pixels=pix)
+                    probs[c0:c1, py:py + p.shape[1], px:px + p.shape[2]] = p
+            if self.area_thd is None or keep is not None:
+                break
+            keep = self._area_keep(counts)
+            if keep.all():
+                break
+        out = dict(label=label, **raw)
+        if probs is not None:
+            out['probs'] = probs
+        return out
 
     @torch.no_grad()
     def inference(self, inputs: torch.Tensor, batch_img_metas: Sequence[dict], *,
-                  vocabulary: Vocabulary | None = None, return_raw: bool = False) -> list[dict[str, torch.Tensor]]:
+                  vocabulary: Vocabulary | None = None, return_probs: bool | None = None,
+                  return_raw: bool = False) -> list[dict[str, torch.Tensor]]:
         """Segment a batch.
 
         Args:
             inputs: (B, 3, H, W) normalised images (padded; each meta's ``img_shape`` is its valid part).
             batch_img_metas: per image ``img_shape`` and ``ori_shape``.
             vocabulary: classes for this call (default: the model's).
+            return_probs: also return class probabilities ``probs`` (default: the model's ``return_probs``).
             return_raw: also return ``logits`` (Q, H0, W0) before post-processing (after PAMR) and
-                ``logits_pre_pamr``.
+                ``logits_pre_pamr`` (materialised at full size: for checks on small images).
 
         Returns:
-            per image a dict with ``probs`` (C, H0, W0) and ``label`` (1, H0, W0).
+            per image a dict with ``label`` (1, H0, W0) and, if asked, ``probs`` (C, H0, W0) (every
+            ``probs_stride``-th pixel).
         """
-        vocab = vocabulary or self.vocabulary
+        vocab = self.vocabulary if vocabulary is None else Vocabulary.coerce(vocabulary)
         text = self.text_embeddings(vocab)
         q2c = vocab.query_to_class
+        want_probs = self.return_probs if return_probs is None else return_probs
         results = []
         for img, meta in zip(inputs, batch_img_metas):
             h, w = meta.get('img_shape', img.shape[-2:])[:2]
-            img = img[:, :h, :w]
             ori = tuple(meta.get('ori_shape', (h, w))[:2])
-            logits = F.interpolate(self.encode_image(img, text)[None], size=ori, mode='bilinear',
-                                   align_corners=False)
-            pre_pamr = logits
-            if self.pamr is not None:
-                guide = F.interpolate(img[None], size=ori, mode='bilinear', align_corners=False)
-                logits = self.pamr(guide, logits)
-            probs, label = self.postprocess(logits[0], q2c)
-            res = dict(probs=probs, label=label)
-            if return_raw:
-                res.update(logits=logits[0], logits_pre_pamr=pre_pamr[0])
-            results.append(res)
+            results.append(self.segment_image(img[:, :h, :w], ori, text, q2c, return_probs=want_probs,
+                                              probs_stride=self.probs_stride, return_raw=return_raw))
         return results
 
     def init_weights(self) -> None:
@@ -200,7 +357,9 @@ class OVSegmentor(BaseSegmentor):
                             for _ in range(inputs.shape[0])]
         results = self.inference(inputs, [s.metainfo for s in data_samples])
         for sample, res in zip(data_samples, results):
-            sample.set_data(dict(seg_logits=PixelData(data=res['probs']), pred_sem_seg=PixelData(data=res['label'])))
+            sample.set_data(dict(pred_sem_seg=PixelData(data=res['label'])))
+            if 'probs' in res:
+                sample.set_data(dict(seg_logits=PixelData(data=res['probs'])))
         return data_samples
 
     def extract_feat(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,239 @@
+"""Bounded-memory inference is exact: tiles x class chunks give what one piece gives, and one piece gives
+what the plain full-tensor recipe (F.interpolate, torch.softmax, stacked PAMR) gives."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ovdense.models import OVCLIPViT, OVSegmentor
+from ovdense.models.utils import PAMR
+from ovdense.models.utils.chunked import SoftmaxReducer, class_chunks, plan_chunks, resize_region, source_span
+from ovdense.testing import random_images
+from ovdense.vocabulary import Vocabulary
+
+# 4 classes, 7 queries: chunks of 2 or 3 queries never divide it, and synonyms straddle chunk borders
+VOCAB = Vocabulary.from_list(['sky', ['person', 'man', 'woman'], 'car', ['tree', 'bush']])
+MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip')
+
+
+def _stacked_pamr(image, scores, num_iter, dilations):
+    """NACLIP's PAMR as the reference writes it: every neighbour stacked, then summed."""
+    off8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+    off9 = off8[:4] + [(0, 0)] + off8[4:]
+
+    def nb(x, offs):
+        H, W = x.shape[-2:]
+        out = []
+        for d in dilations:
+            xp = F.pad(x, [d] * 4, mode='replicate')
+            out += [xp[..., d + dy * d:d + dy * d + H, d + dx * d:d + dx * d + W] for dy, dx in offs]
+        return torch.stack(out, 2)
+    std = nb(image, off9).std(2, keepdim=True)
+    aff = -(image.unsqueeze(2) - nb(image, off8)).abs() / (1e-8 + 0.1 * std)
+    aff = torch.softmax(aff.mean(1, keepdim=True), 2)
+    for _ in range(num_iter):
+        scores = (nb(scores, off8) * aff).sum(2)
+    return scores
+
+
+def _plain_postprocess(logits, q2c, *, scale, area_thd=None, prob_thd=0.0, renormalize=False, bg=0):
+    """The full-tensor recipe (SCLIP / NACLIP): softmax over queries, synonym max, area rule, threshold."""
+    probs = torch.softmax(logits * scale, 0)
+    C = int(q2c.max()) + 1
+    probs = probs.new_full((C, *probs.shape[1:]), float('-inf')).scatter_reduce(
+        0, q2c.view(-1, 1, 1).expand_as(probs), probs, reduce='amax')
+    if area_thd is not None:
+        hard = F.one_hot(probs.argmax(0), C).sum((0, 1)).float()
+        fg = torch.ones(C, dtype=torch.bool)
+        fg[bg] = False
+        probs = probs * ((hard > area_thd * hard[fg].sum()) | ~fg).float().view(-1, 1, 1)
+    top, label = probs.max(0, keepdim=True)
+    label[top < prob_thd] = bg
+    if renormalize:
+        probs = probs / probs.sum(0, keepdim=True)
+    return probs, label
+
+
+def make(tiny_clip, mode, **kw):
+    kw.setdefault('slide_crop', 48)
+    kw.setdefault('slide_stride', 24)
+    return OVSegmentor(OVCLIPViT(tiny_clip, mode), VOCAB, templates='none', return_probs=True, **kw).eval()
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('src,dst', [((7, 11), (19, 5)), ((16, 16), (37, 53)), ((30, 9), (30, 20))])
+def test_resize_region_is_interpolate_and_split_invariant(src, dst, align_corners):
+    x = torch.randn(3, *src)
+    whole = F.interpolate(x[None], size=dst, mode='bilinear', align_corners=align_corners)[0]
+    mine = resize_region(x, src, dst, (0, 0, *dst), align_corners=align_corners)
+    assert torch.allclose(mine, whole, atol=1e-6)
+    region = (3, 2, dst[0] - 1, dst[1] - 2)  # from only the source rows/columns it reads
+    ya, yb = source_span(src[0], dst[0], region[0], region[2], align_corners=align_corners)
+    xa, xb = source_span(src[1], dst[1], region[1], region[3], align_corners=align_corners)
+    part = resize_region(x[:, ya:yb, xa:xb], src, dst, region, offset=(ya, xa), align_corners=align_corners)
+    assert torch.equal(part, mine[:, region[0]:region[2], region[1]:region[3]])
+
+
+def test_pamr_in_place_equals_stacked_reference():
+    g = torch.Generator().manual_seed(1)
+    image, scores = torch.randn(2, 3, 41, 37, generator=g), torch.randn(2, 5, 41, 37, generator=g)
+    pamr = PAMR(10, (8, 16))
+    assert torch.allclose(pamr(image, scores), _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5)
+
+
+def test_pamr_on_a_grown_crop_equals_whole_image():
+    g = torch.Generator().manual_seed(2)
+    image, scores = torch.randn(1, 3, 90, 70, generator=g), torch.randn(1, 4, 90, 70, generator=g)
+    pamr = PAMR(3, (2, 4))
+    whole = pamr(image, scores)
+    y1, x1, y2, x2 = 30, 20, 50, 45
+    h = pamr.halo
+    a, b, c, d = max(y1 - h, 0), max(x1 - h, 0), y2 + h, x2 + h
+    part = pamr(image[..., a:c, b:d], scores[..., a:c, b:d])
+    assert torch.allclose(part[..., y1 - a:y2 - a, x1 - b:x2 - b], whole[..., y1:y2, x1:x2], atol=1e-6)
+    short = pamr(image[..., a + 1:c, b:d], scores[..., a + 1:c, b:d])  # one pixel less than the halo
+    assert not torch.allclose(short[..., y1 - a - 1:y2 - a - 1, x1 - b:x2 - b], whole[..., y1:y2, x1:x2], atol=1e-6)
+
+
+def test_class_chunks_keep_synonyms_together():
+    q2c = VOCAB.query_to_class  # [0, 1, 1, 1, 2, 3, 3]
+    assert class_chunks(q2c, 2) == [(0, 1, 0, 1), (1, 4, 1, 2), (4, 5, 2, 3), (5, 7, 3, 4)]
+    assert class_chunks(q2c, 5) == [(0, 5, 0, 3), (5, 7, 3, 4)]
+    assert class_chunks(q2c, 100) == [(0, 7, 0, 4)]
+    with pytest.raises(ValueError, match='non-decreasing'):
+        class_chunks(torch.tensor([0, 1, 0]), 2)
+
+
+def test_plan_fits_the_budget():
+    q2c = torch.arange(1203)
+    plan = plan_chunks(q2c, (1024, 2048), budget=1 << 30, halo=176, bytes_per_px=128, bytes_per_query_px=20)
+    th, tw = plan.tile
+    ext = min(th + 352, 1024) * min(tw + 352, 2048)
+    assert ext * 128 <= 1 << 29 + 1  # per-pixel buffers of a grown tile: half the budget
+    assert max(b - a for a, b, _, _ in plan.chunks) * ext * 20 <= 1 << 29
+    assert plan.chunks[0][0] == 0 and plan.chunks[-1][1] == 1203
+    thin = plan_chunks(q2c[:5], (3, 5000), budget=1 << 20)
+    assert thin.tile[0] == 3 and thin.tile[1] > 32  # a thin image gets wide tiles
+
+
+def test_reducer_equals_softmax_of_everything():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(7, 5, 6, generator=g)
+    q2c = VOCAB.query_to_class
+    red = SoftmaxReducer((5, 6), 40.0)
+    chunks = class_chunks(q2c, 2)
+    for q0, q1, c0, c1 in chunks:
+        red.update(logits[q0:q1], q2c[q0:q1], c0, c1)
+    probs, label = _plain_postprocess(logits, q2c, scale=40.0)
+    assert torch.equal(red.label, label[0])
+    got = torch.cat([red.probs(logits[q0:q1], q2c[q0:q1], c0, c1) for q0, q1, c0, c1 in chunks])
+    assert torch.allclose(got, probs, atol=1e-6)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('knobs', [
+    dict(),
+    dict(pamr=dict(num_iter=3, dilations=(2, 4)), renormalize=True, prob_thd=0.3),
+    dict(area_thd=0.2, prob_thd=0.27),
+])
+def test_chunked_equals_one_piece(tiny_clip, mode, knobs):
+    """Tiles of 7 px and chunks of 2 queries (neither divides the image nor the 7 queries), batch of 2
+    images of different valid sizes, output size different from the input (resize)."""
+    x = random_images(2, 80, 100, seed=5)
+    metas = [dict(img_shape=(80, 100), ori_shape=(61, 83)), dict(img_shape=(70, 90), ori_shape=(95, 117))]
+    whole = make(tiny_clip, mode, **knobs).inference(x, metas, return_raw=True)
+    pieces = make(tiny_clip, mode, tile_size=7, chunk_queries=2, **knobs).inference(x, metas)
+    budget = make(tiny_clip, mode, memory_budget=200_000, **knobs)
+    plan = plan_chunks(VOCAB.query_to_class, (95, 117), budget=budget.memory_budget)
+    assert len(plan.chunks) > 1 and plan.tile != (95, 117)  # the budget really cuts
+    small = budget.inference(x, metas)
+    text = make(tiny_clip, mode).text_embeddings()
+    for w, p, b, img, meta in zip(whole, pieces, small, x, metas):
+        assert torch.equal(w['label'], p['label']) and torch.equal(w['label'], b['label'])
+        assert torch.allclose(w['probs'], p['probs'], atol=1e-6) and torch.allclose(w['probs'], b['probs'], atol=1e-6)
+        # one piece is the plain full-tensor recipe
+        h, wd = meta['img_shape']
+        seg = make(tiny_clip, mode, **knobs)
+        logits = F.interpolate(seg.encode_image(img[:, :h, :wd], text)[None], size=meta['ori_shape'], mode='bilinear')
+        assert torch.allclose(w['logits_pre_pamr'], logits[0], atol=1e-5)
+        if seg.pamr is not None:
+            guide = F.interpolate(img[None, :, :h, :wd], size=meta['ori_shape'], mode='bilinear')
+            logits = _stacked_pamr(guide, logits, seg.pamr.num_iter, seg.pamr.dilations)
+        probs, label = _plain_postprocess(logits[0], VOCAB.query_to_class, scale=seg.logit_scale,
+                                          area_thd=seg.area_thd, prob_thd=seg.prob_thd, renormalize=seg.renormalize)
+        assert torch.allclose(w['probs'], probs, atol=1e-4)  # float-order differences x logit scale 40
+        assert (w['label'] != label).float().mean() < 1e-3  # ties at float rounding only
+
+
+def test_area_rule_really_removes_a_class_in_pieces(tiny_clip):
+    seg = make(tiny_clip, 'clearclip', area_thd=0.3, tile_size=9, chunk_queries=3)
+    x = random_images(1, 64, 64, seed=7)
+    meta = [dict(img_shape=(64, 64), ori_shape=(64, 64))]
+    no_rule = make(tiny_clip, 'clearclip').inference(x, meta)[0]['label']
+    counts = torch.bincount(no_rule.flatten(), minlength=4)
+    small = [c for c in range(1, 4) if 0 < counts[c] <= 0.3 * counts[1:].sum()]
+    assert small, 'the case must have a small foreground class for the rule to act on'
+    res = seg.inference(x, meta)[0]
+    for c in small:
+        assert not (res['label'] == c).any() and res['probs'][c].abs().sum() == 0
+
+
+def test_probs_stride_takes_every_sth_pixel(tiny_clip):
+    x = random_images(1, 64, 80, seed=9)
+    meta = [dict(img_shape=(64, 64), ori_shape=(50, 71))]
+    full = make(tiny_clip, 'naclip', pamr=dict(num_iter=2, dilations=(1, 2))).inference(x, meta)[0]
+    strided = make(tiny_clip, 'naclip', pamr=dict(num_iter=2, dilations=(1, 2)), probs_stride=3,
+                   tile_size=11, chunk_queries=2).inference(x, meta)[0]
+    assert strided['probs'].shape == (4, 17, 24)
+    assert torch.allclose(strided['probs'], full['probs'][:, ::3, ::3], atol=1e-6)
+    assert torch.equal(strided['label'], full['label'])
+
+
+@pytest.mark.parametrize('shape', [(1, 300), (3, 5000), (200, 2), (5, 7)])
+@pytest.mark.parametrize('slide_crop', [48, 0])
+def test_thin_images_segment(tiny_clip, shape, slide_crop):
+    seg = make(tiny_clip, 'naclip', slide_crop=slide_crop, pamr=dict(num_iter=2, dilations=(4, 8)), renormalize=True)
+    x = random_images(1, *shape, seed=11)
+    res = seg.inference(x, [dict(img_shape=shape, ori_shape=shape)])[0]
+    assert res['label'].shape == (1, *shape) and res['probs'].shape == (4, *shape)
+    assert torch.allclose(res['probs'].sum(0), torch.ones(shape), atol=1e-5)
+    # the thin image is padded like a short window, so it matches the padded image cropped back
+    if shape[0] < 16 <= shape[1] and slide_crop == 0:
+        pad = 16 - shape[0]
+        padded = F.pad(x, (0, 0, pad // 2, pad - pad // 2))
+        text = seg.text_embeddings()
+        logits = seg.patch_logits(padded, text)
+        ref = F.interpolate(logits, size=padded.shape[-2:], mode='bilinear')[..., pad // 2:pad // 2 + shape[0], :]
+        assert torch.allclose(seg.encode_image(x[0], text), ref[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('flip', [None, 'horizontal', 'vertical'])
+def test_chunked_postprocess_equals_mmseg(tiny_clip, flip):
+    """The trained heads' post-processing in tiles x class chunks gives mmseg's labels and logits."""
+    from mmseg.models.segmentors import EncoderDecoder
+    from mmseg.structures import SegDataSample
+
+    from ovdense.models.utils.chunked import ChunkedPostprocessMixin
+
+    class Plain(EncoderDecoder):
+        def __init__(self, test_cfg):  # only what postprocess_result reads
+            torch.nn.Module.__init__(self)
+            self.test_cfg, self.align_corners = test_cfg, False
+
+    class Chunked(ChunkedPostprocessMixin, Plain):
+        pass
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 13, 24, 30, generator=g)
+
+    def samples():
+        meta = dict(ori_shape=(53, 71), img_shape=(21, 27), padding_size=[1, 2, 0, 3], flip=flip is not None,
+                    flip_direction=flip)
+        return [SegDataSample(metainfo=meta), SegDataSample(metainfo=dict(meta, padding_size=[0, 0, 0, 0],
+                                                                             ori_shape=(24, 30)))]
+    ref = Plain(dict()).postprocess_result(logits, samples())
+    got = Chunked(dict(return_logits=True, memory_budget=30_000)).postprocess_result(logits, samples())
+    lean = Chunked(dict()).postprocess_result(logits, samples())
+    for r, c, n in zip(ref, got, lean):
+        assert torch.equal(c.pred_sem_seg.data, n.pred_sem_seg.data) and 'seg_logits' not in n
+        assert torch.allclose(c.seg_logits.data, r.seg_logits.data, atol=1e-5)
+        assert (c.pred_sem_seg.data != r.pred_sem_seg.data).float().mean() < 1e-3  # float-rounding ties only
