@@ -13,9 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.utils import ProgressBar
-
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
+from ovdense.progress import progress_bar
 from ovdense.apis import ImageReadError, detect, find_config, init_detector, init_segmentor, read_image, segment
 from ovdense.models.backbones import DENSE_MODES
 from ovdense.visualization import draw_detections, overlay_segmentation, write_image_atomic, write_json_atomic
@@ -94,14 +93,14 @@ def main() -> int:
                                rgb=False)
             write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
     failed = []
-    bar = ProgressBar(len(files))
+    bar = progress_bar(len(files), 'images')
     for path in files:
         try:
             process(path, read_image(path))
         except ImageReadError as e:
             failed.append(str(e))
         bar.update()
-    print(f'\nwrote results for {len(files) - len(failed)} images to {out}')
+    print(f'wrote results for {len(files) - len(failed)} images to {out}')
     for msg in failed:
         print(f'skipped: {msg}', file=sys.stderr)
     return 1 if failed else 0

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .progress import ProgressFn
 from .vocabulary import Vocabulary
 
 MAX_PIXELS = 100_000_000
@@ -86,11 +87,13 @@ def check_image_size(height: int, width: int, what: str = 'image') -> None:
 
 @torch.no_grad()
 def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
-            vocabulary: Vocabulary | None = None, return_probs: bool = False) -> dict[str, torch.Tensor]:
+            vocabulary: Vocabulary | None = None, return_probs: bool = False,
+            progress: ProgressFn | None = None) -> dict[str, torch.Tensor]:
     """Segment one RGB image with the config's test pipeline.
 
     Memory stays within the model's ``memory_budget`` whatever the image size and vocabulary; only
     the label map (and the probabilities when asked for) is materialised at the image's size.
+    ``progress(stage, done, total)`` is told of text encoding, windows and tiles.
 
     Returns:
         ``label`` (H, W) int64 at the image's size, and ``probs`` (C, H, W) class probabilities
@@ -103,7 +106,7 @@ def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
     data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_path=None))  # BGR, as cv2 loads
     batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
     res = model.inference(batch['inputs'], [batch['data_samples'][0].metainfo], vocabulary=vocabulary,
-                          return_probs=return_probs)[0]
+                          return_probs=return_probs, progress=progress)[0]
     out = dict(label=res['label'][0])
     if return_probs:
         out['probs'] = res['probs']
@@ -148,18 +151,33 @@ def init_detector(config: str | os.PathLike, *, checkpoint: str | os.PathLike | 
     if not hasattr(head, 'set_vocabulary'):
         raise ValueError(f'{config}: the box head {type(head).__name__} is not open-vocabulary (OVTextBBoxHead)')
     if vocabulary is not None:
-        head.set_vocabulary(Vocabulary.coerce(vocabulary))
+        set_detector_vocabulary(model, vocabulary)
     model = model.to(device).eval()
     if hasattr(model, '_prepare_text'):
         model._prepare_text()
     return model, cfg
 
 
+def set_detector_vocabulary(model: torch.nn.Module, vocabulary: Any) -> None:
+    """Change a detector's classes: :class:`OVFViT` (box and mask heads) or any detector whose box
+    head is an :class:`OVTextBBoxHead`. The text embeddings are (re)computed, from the head's cache
+    when the vocabulary was seen before, at the next prediction."""
+    vocab = Vocabulary.coerce(vocabulary)
+    if hasattr(model, 'set_vocabulary'):
+        model.set_vocabulary(vocab)
+    else:
+        model.roi_head.bbox_head.set_vocabulary(vocab)
+
+
 @torch.no_grad()
-def detect(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray) -> Any:
+def detect(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *, vocabulary: Any = None) -> Any:
     """Detect in one RGB image with the config's test pipeline: an ``InstanceData`` with ``bboxes``
-    (N, 4) xyxy in image pixels, ``scores`` (N,), ``labels`` (N,) indices into the head's vocabulary."""
+    (N, 4) xyxy in image pixels, ``scores`` (N,), ``labels`` (N,) indices into the head's vocabulary
+    (``vocabulary`` when given: it replaces the detector's from this call on)."""
     from mmengine.dataset import Compose
+    check_image_size(*image_rgb.shape[:2])
+    if vocabulary is not None:
+        set_detector_vocabulary(model, vocabulary)
     steps = [t for t in cfg.test_dataloader.dataset.pipeline
              if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
     for t in steps:

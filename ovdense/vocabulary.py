@@ -12,6 +12,7 @@ import torch
 
 if TYPE_CHECKING:
     from .clip import CLIPModel
+    from .progress import ProgressFn
 
 _VOCAB_DIR = Path(__file__).parent / 'vocabularies'
 
@@ -53,9 +54,10 @@ class Vocabulary:
     @classmethod
     def from_list(cls, names: Sequence[str | Sequence[str]], *, source: str = 'list') -> 'Vocabulary':
         """From class names. ``['sky', ['person', 'man']]`` or ``['sky', 'person, man']`` give 2 classes, the
-        second with a synonym; a single string ``'sky, road'`` gives one class per name."""
-        if isinstance(names, str):  # 'sky, road, car': one class per comma-separated name
-            return cls(tuple((n.strip(),) for n in names.split(',')), source=source)
+        second with a synonym; a single string ``'sky, road'`` gives one class per name, and
+        ``'sky, person | man'`` the same two classes (``|`` separates a class's synonyms)."""
+        if isinstance(names, str):  # 'sky, road | street, car': classes by commas, synonyms by '|'
+            return cls(tuple(tuple(s.strip() for s in n.split('|')) for n in names.split(',')), source=source)
         classes = []
         for entry in names:
             parts = entry.split(',') if isinstance(entry, str) else list(entry)
@@ -144,8 +146,10 @@ class TextEmbeddingCache:
             h.update(part.encode())
         return h.hexdigest()[:24]
 
-    def get(self, clip: 'CLIPModel', vocabulary: Vocabulary, templates: Sequence[str]) -> torch.Tensor:
-        """(Q, D) float32 normalised query embeddings, Q = len(vocabulary.queries)."""
+    def get(self, clip: 'CLIPModel', vocabulary: Vocabulary, templates: Sequence[str], *,
+            progress: 'ProgressFn | None' = None) -> torch.Tensor:
+        """(Q, D) float32 normalised query embeddings, Q = len(vocabulary.queries); ``progress`` gets
+        ``('text', done, total)`` while they are encoded (not when cached)."""
         key = self.key(clip, vocabulary, templates)
         if key in self._memory:
             return self._memory[key]
@@ -154,7 +158,7 @@ class TextEmbeddingCache:
             from safetensors.torch import load_file
             emb = load_file(str(path))['embeddings']
         else:
-            emb = encode_queries(clip, vocabulary.queries, templates, batch_size=self.batch_size)
+            emb = encode_queries(clip, vocabulary.queries, templates, batch_size=self.batch_size, progress=progress)
             if path is not None:
                 from safetensors.torch import save_file
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,22 +171,23 @@ class TextEmbeddingCache:
 
 @torch.no_grad()
 def encode_queries(clip: 'CLIPModel', queries: Sequence[str], templates: Sequence[str], *,
-                   batch_size: int = 256) -> torch.Tensor:
+                   batch_size: int = 256, progress: 'ProgressFn | None' = None) -> torch.Tensor:
     """(Q, D) template-averaged, normalised text embeddings.
 
     Queries are encoded a group at a time (``batch_size // len(templates)`` queries, all their
     templates, at most ``batch_size`` prompts per text-tower forward) and averaged at once, so memory
     holds (Q, D), never (Q x templates, D): LVIS's 1,203 classes x 80 templates is 96,240 prompts.
-    A progress bar is shown when it takes more than 20 forwards.
+    ``progress`` gets ``('text', done, total)`` after each group; without it a progress bar (or log
+    lines) is shown when it takes more than 20 forwards.
     """
     if not templates:
         raise ValueError('no prompt templates given')
     group = max(batch_size // len(templates), 1)
     groups = [queries[i:i + group] for i in range(0, len(queries), group)]
     bar = None
-    if len(groups) * -(-len(templates) * group // batch_size) > 20:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(queries))
+    if progress is None and len(groups) * -(-len(templates) * group // batch_size) > 20:
+        from .progress import progress_bar
+        bar = progress_bar(len(queries), 'text embeddings')
     out = []
     for qs in groups:
         prompts = [t.format(q) if '{}' in t else f'{t} {q}' for q in qs for t in templates]
@@ -191,4 +196,6 @@ def encode_queries(clip: 'CLIPModel', queries: Sequence[str], templates: Sequenc
         out.append(emb.float().view(len(qs), len(templates), -1).mean(1))
         if bar is not None:
             bar.update(len(qs))
+        if progress is not None:
+            progress('text', min(len(out) * group, len(queries)), len(queries))
     return torch.nn.functional.normalize(torch.cat(out), dim=-1)

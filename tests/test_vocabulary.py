@@ -10,6 +10,10 @@ def test_from_list_and_synonyms():
     assert v.queries == ['sky', 'person', 'man', 'car', 'automobile']
     assert v.query_to_class.tolist() == [0, 1, 1, 2, 2]
     assert Vocabulary.from_list('sky, road , car').names == ['sky', 'road', 'car']
+    typed = Vocabulary.from_list('sky, person | man ,car|automobile')  # the demos' syntax: '|' for synonyms
+    assert typed.classes == (('sky',), ('person', 'man'), ('car', 'automobile'))
+    with pytest.raises(ValueError, match='empty class name'):
+        Vocabulary.from_list('sky, person |')
 
 
 def test_from_txt(tmp_path):
@@ -75,3 +79,14 @@ def test_text_cache_memory_and_disk(tmp_path, tiny_clip, monkeypatch):
     assert list(tmp_path.glob('*.tmp')) == []
     TextEmbeddingCache(tmp_path).get(tiny_clip, v, ['the {}.'])  # other templates: other key
     assert len(calls) == 2
+
+
+def test_encode_queries_in_groups_reports_progress(tiny_clip):
+    """80 templates x 7 queries with 256-prompt batches: groups of 3 queries; same as one query at a time."""
+    templates = [f'a photo number {i} of a {{}}.' for i in range(80)]
+    queries = [f'thing {i}' for i in range(7)]
+    seen = []
+    emb = encode_queries(tiny_clip, queries, templates, progress=lambda *a: seen.append(a))
+    assert seen == [('text', 3, 7), ('text', 6, 7), ('text', 7, 7)]
+    one = torch.cat([encode_queries(tiny_clip, [q], templates) for q in queries])
+    assert torch.allclose(emb, one, atol=1e-6)

@@ -88,7 +88,18 @@ if "$PY" -m pip show -q opencv-python >/dev/null 2>&1; then
   "${PIP[@]}" -c requirements/constraints.txt opencv-python-headless
 fi
 
-# 5. ovdense itself, editable, from THIS checkout (another clone may be installed already).
+# 5. Debian's Chromium + ChromeDriver for the web demo's browser test (skipped with its reason without them).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing chromium + chromium-driver (Debian packages)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver >/dev/null) || log "could not install chromium: the browser test will be skipped"
+  else
+    log "no apt-get as root: install chromium and chromium-driver yourself for the browser test"
+  fi
+fi
+
+# 6. ovdense itself, editable, from THIS checkout (another clone may be installed already).
 HERE=$(pwd -P)
 WHERE=$(cd / && "$PY" -c "import ovdense, os; print(os.path.dirname(os.path.dirname(os.path.realpath(ovdense.__file__))))" 2>/dev/null || true)
 if [ "$WHERE" != "$HERE" ]; then

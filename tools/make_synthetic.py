@@ -18,7 +18,7 @@ def main() -> None:
     args = p.parse_args()
     out = export(args.out, split=args.split, num_images=args.num_images, seed=args.seed,
                  cfg=WorldConfig(size=args.size, max_objects=args.max_objects))
-    print(f'\nwrote {args.num_images} images to {out}')
+    print(f'wrote {args.num_images} images to {out}')
 
 
 if __name__ == '__main__':

@@ -137,10 +137,10 @@ class OVSyntheticCaptionDataset(Dataset):
             data = np.load(path, allow_pickle=False)
             self._images, self._meta = data['images'], json.loads(str(data['meta']))
             return
-        from mmengine.utils import ProgressBar
+        from ..progress import progress_bar
         images = np.empty((self.num_images, self.world.size, self.world.size, 3), np.uint8)
         meta = []
-        bar = ProgressBar(self.num_images)
+        bar = progress_bar(self.num_images, 'caption pool')
         single = dataclasses.replace(self.world, max_objects=1)
         for i in range(self.num_images):
             s = generate(self.seed, i, single if i < self.num_single else self.world)

@@ -238,8 +238,8 @@ def export(out_dir: str | Path, *, split: str, num_images: int, seed: int,
     images, anns, captions = [], [], {}
     bar = None
     if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(num_images)
+        from ..progress import progress_bar
+        bar = progress_bar(num_images, f'synthetic {split}')
     for i in range(num_images):
         scene = generate(seed, i, cfg)
         name = f'{i:06d}.png'

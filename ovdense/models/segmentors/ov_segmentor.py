@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS as MMSEG_MODELS
 
+from ...progress import ProgressFn
 from ...registry import register
 from ...vocabulary import TextEmbeddingCache, Vocabulary
 from ..utils import PAMR, slide_windows
@@ -120,12 +121,13 @@ class OVSegmentor(BaseSegmentor):
             return prompt_templates(self.templates)
         return self.templates
 
-    def text_embeddings(self, vocabulary: Vocabulary | None = None) -> torch.Tensor:
+    def text_embeddings(self, vocabulary: Vocabulary | None = None, *,
+                        progress: ProgressFn | None = None) -> torch.Tensor:
         """(Q, D) normalised query embeddings of the vocabulary, on the model's device."""
         vocab = vocabulary or self.vocabulary
         if vocab is None:
             raise ValueError('no vocabulary: pass vocabulary= to the model config or call set_vocabulary()')
-        emb = self.text_cache.get(self.backbone.clip, vocab, self._templates())
+        emb = self.text_cache.get(self.backbone.clip, vocab, self._templates(), progress=progress)
         return emb.to(self.backbone.clip.logit_scale.device)
 
     # --------------------------------------------------------------- inference
@@ -145,9 +147,10 @@ class OVSegmentor(BaseSegmentor):
             ph, pw = max(p - height, 0), max(p - width, 0)
         return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
-    def window_features(self, image: torch.Tensor) -> list[_Window]:
+    def window_features(self, image: torch.Tensor, *, progress: ProgressFn | None = None) -> list[_Window]:
         """Normalised patch features of every sliding window of one image (3, H, W): what the logits of
-        any query and any pixel are computed from (patch resolution, independent of the vocabulary)."""
+        any query and any pixel are computed from (patch resolution, independent of the vocabulary).
+        ``progress`` gets ``('windows', done, total)`` after each window batch."""
         H, W = image.shape[-2:]
         boxes = slide_windows(H, W, self.slide_crop, self.slide_stride) if self.slide_crop > 0 else [(0, 0, H, W)]
         out = []
@@ -158,6 +161,8 @@ class OVSegmentor(BaseSegmentor):
             crops = F.pad(torch.stack([image[:, a:c, b:d] for a, b, c, d in chunk]), pad)
             feats = self.backbone.dense_features(crops, normalize=True)
             out += [_Window(box, f, crops.shape[-2:], (pad[2], pad[0])) for box, f in zip(chunk, feats)]
+            if progress is not None:
+                progress('windows', len(out), len(boxes))
         return out
 
     @staticmethod
@@ -226,7 +231,7 @@ class OVSegmentor(BaseSegmentor):
 
     def segment_image(self, image: torch.Tensor, out_hw: tuple[int, int], text: torch.Tensor,
                       query_to_class: torch.Tensor, *, return_probs: bool = False, probs_stride: int = 1,
-                      return_raw: bool = False) -> dict[str, torch.Tensor]:
+                      return_raw: bool = False, progress: ProgressFn | None = None) -> dict[str, torch.Tensor]:
         """Segment one image in bounded memory, exactly.
 
         The image is cut into output tiles (grown by PAMR's reach when PAMR is on) and the vocabulary
@@ -243,6 +248,7 @@ class OVSegmentor(BaseSegmentor):
             return_probs: also return class probabilities.
             probs_stride: probabilities at every ``probs_stride``-th pixel of each axis only.
             return_raw: also return the full (Q, H0, W0) ``logits`` (after PAMR) and ``logits_pre_pamr``.
+            progress: gets ``('windows', done, total)`` and ``('tiles', done, total)``.
 
         Returns:
             dict with ``label`` (1, H0, W0) int64 and, if asked, ``probs`` (C, ceil(H0/s), ceil(W0/s)),
@@ -256,7 +262,8 @@ class OVSegmentor(BaseSegmentor):
                            bytes_per_px=4 * (8 + (24 if self.pamr is not None else 0)),
                            bytes_per_query_px=4 * (5 if self.pamr is not None else 3),
                            tile=self.tile_size, max_queries=self.chunk_queries)
-        windows = self.window_features(image)
+        windows = self.window_features(image, progress=progress)
+        all_tiles = list(tiles(H0, W0, plan.tile))
         label = torch.zeros((1, H0, W0), dtype=torch.long, device=image.device)
         s = probs_stride
         probs = image.new_zeros((C, -(-H0 // s), -(-W0 // s))) if return_probs else None
@@ -281,7 +288,7 @@ class OVSegmentor(BaseSegmentor):
         keep, cached = None, {}
         for _ in range(2):  # the second round only when the area rule removes a class
             counts = torch.zeros(C, dtype=torch.long)
-            for tile in tiles(H0, W0, plan.tile):
+            for t, tile in enumerate(all_tiles):
                 ext = expand(tile, plan.halo, H0, W0)
                 aff = None
                 if self.pamr is not None:
@@ -305,6 +312,8 @@ class OVSegmentor(BaseSegmentor):
                     p = red.probs(lg, query_to_class[q0:q1], c0, c1, None if keep is None else keep[c0:c1],
                                   renormalize=self.renormalize, pixels=pix)
                     probs[c0:c1, py:py + p.shape[1], px:px + p.shape[2]] = p
+                if progress is not None:
+                    progress('tiles', t + 1, len(all_tiles))
             if self.area_thd is None or keep is not None:
                 break
             keep = self._area_keep(counts)
@@ -318,7 +327,7 @@ class OVSegmentor(BaseSegmentor):
     @torch.no_grad()
     def inference(self, inputs: torch.Tensor, batch_img_metas: Sequence[dict], *,
                   vocabulary: Vocabulary | None = None, return_probs: bool | None = None,
-                  return_raw: bool = False) -> list[dict[str, torch.Tensor]]:
+                  return_raw: bool = False, progress: ProgressFn | None = None) -> list[dict[str, torch.Tensor]]:
         """Segment a batch.
 
         Args:
@@ -328,13 +337,15 @@ class OVSegmentor(BaseSegmentor):
             return_probs: also return class probabilities ``probs`` (default: the model's ``return_probs``).
             return_raw: also return ``logits`` (Q, H0, W0) before post-processing (after PAMR) and
                 ``logits_pre_pamr`` (materialised at full size: for checks on small images).
+            progress: gets ``(stage, done, total)`` for ``'text'`` (when encoded), ``'windows'`` and
+                ``'tiles'`` (per image).
 
         Returns:
             per image a dict with ``label`` (1, H0, W0) and, if asked, ``probs`` (C, H0, W0) (every
             ``probs_stride``-th pixel).
         """
         vocab = self.vocabulary if vocabulary is None else Vocabulary.coerce(vocabulary)
-        text = self.text_embeddings(vocab)
+        text = self.text_embeddings(vocab, progress=progress)
         q2c = vocab.query_to_class
         want_probs = self.return_probs if return_probs is None else return_probs
         results = []
@@ -342,7 +353,8 @@ class OVSegmentor(BaseSegmentor):
             h, w = meta.get('img_shape', img.shape[-2:])[:2]
             ori = tuple(meta.get('ori_shape', (h, w))[:2])
             results.append(self.segment_image(img[:, :h, :w], ori, text, q2c, return_probs=want_probs,
-                                              probs_stride=self.probs_stride, return_raw=return_raw))
+                                              probs_stride=self.probs_stride, return_raw=return_raw,
+                                              progress=progress))
         return results
 
     def init_weights(self) -> None:
