@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 from ovdense.apis import (ImageReadError, check_image_size, detect, find_config, init_detector,  # noqa: E402
                           init_segmentor, read_image, segment)
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable  # noqa: E402
-from ovdense.models.backbones import DENSE_MODES  # noqa: E402
+from ovdense.models.backbones import CLIP_ONLY_MODES, DENSE_MODES  # noqa: E402
 from ovdense.visualization import (draw_detections, overlay_segmentation, write_image_atomic,  # noqa: E402
                                    write_json_atomic)
 from ovdense.vocabulary import Vocabulary, known_datasets  # noqa: E402
@@ -70,12 +70,13 @@ class Models:
             self.clip = dict(model_name=a.model, pretrained=a.pretrained, checkpoint=a.checkpoint)
 
     def methods(self) -> list[str]:
-        return ([f'config: {Path(self.args.config).name}'] if self.args.config else []) + list(DENSE_MODES)
+        modes = CLIP_ONLY_MODES if self.tiny else DENSE_MODES  # no proxy model ships with the tiny CLIP
+        return ([f'config: {Path(self.args.config).name}'] if self.args.config else []) + list(modes)
 
     def config_of(self, method: str) -> Path:
         if method.startswith('config: '):
             return Path(self.args.config)
-        if method not in DENSE_MODES:
+        if method not in self.methods():
             raise ValueError(f"unknown method '{method}'; valid: {self.methods()}")
         if self.tiny:  # the protocol the tiny CLIP was made for: 128 px scenes, whole-image inference
             return REPO / 'configs' / 'synthetic' / f'{method}_tinyclip_synthetic-128.py'

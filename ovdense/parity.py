@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 TOL = 1e-4
@@ -27,6 +28,9 @@ SEG_CONFIGS = {
     ('maskclip', 'configs/maskclip/maskclip_vit16_520x520_pascal_context_59.py'):
         'configs/maskclip/maskclip_vit-b16_context59-520x520.py',
 }
+PROXY_CONFIGS = {'configs/cfg_voc21.py': 'configs/proxyclip/proxyclip_vit-b16_voc21-336.py'}
+# the reference's VFM (hub entry family, patch size) -> the timm architecture that holds its weights
+PROXY_VFMS = {('dino', 8): 'vit_base_patch8_224.dino', ('dino', 16): 'vit_base_patch16_224.dino'}
 CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
 DENSECLIP_CONFIG = 'configs/denseclip/denseclip_vit-b16_ade20k-640.py'
 
@@ -63,12 +67,14 @@ def run_case(case_path: str | Path) -> list[Check]:
     key = (ref, case.get('config_file'))
     if key in SEG_CONFIGS:
         return _run_segmentation(case, golden_dir, REPO / SEG_CONFIGS[key])
+    if ref == 'proxyclip' and case.get('config_file') in PROXY_CONFIGS:
+        return _run_proxyclip(case, golden_dir, REPO / PROXY_CONFIGS[case['config_file']])
     if ref == 'clipself':
         return _run_clipself(case, golden_dir, REPO / CLIPSELF_CONFIG)
     if ref == 'denseclip':
         return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'denseclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'denseclip', 'proxyclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -137,6 +143,103 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
         checks.append(Check('seg_logits_pre_pamr', _max_diff(res['logits_pre_pamr'][None], case['seg_logits_pre_pamr'])))
     gold = case['seg_logits']
     checks.append(Check('seg_logits', _max_diff(res['probs'], gold[0] if gold.dim() == 4 else gold)))
+    checks.append(Check('pred_label_mismatches', float((res['label'] != case['pred_label']).sum()), 0))
+    return checks
+
+
+def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """ProxyCLIP: our shipped config of the case's protocol with the case's CLIP and VFM swapped in (files
+    named by the case, relative to the golden root; the VFM's architecture from its ``vfm_config``)."""
+    import mmcv
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import ovdense.models  # noqa: F401
+    from ovdense.clip.vfm import dino_pos_embed
+    from ovdense.models.backbones import interpolate_pos_embed
+    from ovdense.models.utils import slide_windows
+
+    proto, vcfg = case['protocol'], case['vfm_config']
+    key = (proto['vfm_model'], proto['vfm_patch_size'])
+    if key not in PROXY_VFMS:
+        raise NotImplementedError(f'no timm architecture for the reference VFM {key}; known: {sorted(PROXY_VFMS)}')
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmseg')
+    cfg.model.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                                   checkpoint=str(golden_dir / case['clip_weights']))
+    cfg.model.backbone.proxy = dict(
+        model_name=PROXY_VFMS[key], checkpoint=str(golden_dir / case['vfm_weights']),
+        model_kwargs=dict(embed_dim=vcfg['embed_dim'], depth=vcfg['depth'], num_heads=vcfg['num_heads'],
+                          mlp_ratio=vcfg['mlp_ratio'], qkv_bias=vcfg['qkv_bias'], img_size=vcfg['img_size']))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    bb = model.backbone
+    checks: list[Check] = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    knobs = dict(logit_scale=model.logit_scale, prob_thd=model.prob_thd, beta=bb.proxy_beta, gamma=bb.proxy_gamma,
+                 slide_crop=model.slide_crop, slide_stride=model.slide_stride,
+                 window_pad_multiple=model.window_pad_multiple, vfm_patch_size=bb.proxy.patch_size,
+                 clip_patch_size=bb.patch_size)
+    checks.append(Check('protocol_knobs', float(sum(knobs[k] != proto[k] for k in knobs)), 0))
+    vocab = model.vocabulary
+    checks.append(Check('vocabulary_queries', float(vocab.queries != list(case['class_names'])), 0))
+    checks.append(Check('vocabulary_query_to_class', float(not torch.equal(vocab.query_to_class, case['query_to_class'])), 0))
+    checks.append(Check('templates', float(list(model._templates()) != list(case['templates'])), 0))
+    text = model.text_embeddings()
+    add('text_embeddings', text, case['text_embeddings'])
+
+    pipeline = Compose([t for t in cfg.test_pipeline if t['type'] != 'LoadAnnotations'])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / 'image.png')
+        mmcv.imwrite(case['image_rgb_uint8'].numpy()[:, :, ::-1], path)
+        data = model.data_preprocessor({k: [v] for k, v in pipeline(dict(img_path=path)).items()}, False)
+    inputs, meta = data['inputs'], data['data_samples'][0].metainfo
+    add('input', inputs, case['input'])
+    add('vfm_input', bb.proxy_input(case['input']), case['vfm_input'])
+    windows = slide_windows(*inputs.shape[-2:], model.slide_crop, model.slide_stride)
+    checks.append(Check('slide_windows', float(not torch.equal(torch.tensor(windows), case['slide_windows_y1x1y2x2'])), 0))
+
+    with torch.no_grad():
+        for i, (y1, x1, y2, x2) in enumerate(windows):
+            x = case['input'][:, :, y1:y2, x1:x2]
+            feats = bb.proxy.patch_features(bb.proxy_input(x))
+            add(f'window{i}_vfm_patch_features', feats, case['vfm_patch_features'][i:i + 1])
+            e = F.normalize(feats.flatten(2), dim=1)
+            add(f'window{i}_similarity_mean', torch.einsum('bcm,bcn->bmn', e, e).mean().double(),
+                case['similarity_mean'][i])
+            out = bb.forward_tokens(x)
+            add(f'window{i}_dense_features', out['tokens'], case['window_dense_features'][i:i + 1])
+            add(f'window{i}_patch_logits', model.patch_logits(x, text), case['window_patch_logits'][i:i + 1])
+            if i == 0:
+                attn = bb.proxy_attention(feats)[0]
+                add('window0_proxy_attn', attn, case['window0_proxy_attn'])
+                checks.append(Check('window0_proxy_attn_mask', float(((attn == 0) != (case['window0_proxy_attn'] == 0)).sum()), 0))
+                tokens, grid = bb.embed(x)
+                for blk in bb.tower.blocks[:-1]:
+                    tokens = bb.block(blk, tokens)
+                add('window0_last_block_input', tokens, case['window0_last_block_input'])
+                add('window0_last_block_output', bb.proxy_block(bb.tower.blocks[-1], tokens, grid, feats)[0],
+                    case['window0_last_block_output'])
+        g = (y2 - y1) // bb.proxy.patch_size
+        add('window_vfm_pos_embed', dino_pos_embed(bb.proxy.model.pos_embed, (g, g)), case['window_vfm_pos_embed'])
+        cg = (y2 - y1) // bb.patch_size
+        add('window_clip_pos_embed', interpolate_pos_embed(bb.tower.positional_embedding, (cg, cg),
+                                                           method=bb.pos_interp)[None], case['window_clip_pos_embed'])
+        for name in ('crop224', 'shared224'):
+            x = case['input'][:, :, :224, :224] if name == 'crop224' else torch.load(
+                golden_dir / 'shared_input_224.pt', weights_only=True)['input']
+            feats = bb.proxy.patch_features(bb.proxy_input(x))
+            add(f'{name}_vfm_patch_features', feats, case[f'{name}_vfm_patch_features'])
+            add(f'{name}_dense_features', bb.forward_tokens(x)['tokens'], case[f'{name}_dense_features'])
+            add(f'{name}_patch_logits', model.patch_logits(x, text), case[f'{name}_patch_logits'])
+
+    res = model.inference(inputs, [dict(img_shape=inputs.shape[-2:], ori_shape=meta['ori_shape'])],
+                          return_probs=True, return_raw=True)[0]
+    add('seg_logits_raw', res['logits'][None], case['seg_logits_raw'])
+    add('seg_logits', res['probs'], case['seg_logits'])
     checks.append(Check('pred_label_mismatches', float((res['label'] != case['pred_label']).sum()), 0))
     return checks
 

@@ -25,6 +25,14 @@ def tiny_clip(seed: int = 0, *, layers: int = 2) -> CLIPModel:
         return build_clip(model_cfg=cfg)
 
 
+def tiny_vfm(seed: int = 0, *, model_name: str = 'vit_base_patch8_224.dino'):
+    """A random tiny vision foundation model (timm architecture of ``model_name``, 1 block of width 32)."""
+    from .clip import build_vfm
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_vfm(model_name, pretrained=False, model_kwargs=dict(embed_dim=32, depth=1, num_heads=2)).eval()
+
+
 def shared_dir() -> Path:
     """``../shared`` next to the repository (CI has it; a user's clone may not)."""
     env = os.environ.get('OVDENSE_SHARED')

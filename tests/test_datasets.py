@@ -55,9 +55,9 @@ def test_camvid_metric_penalises_errors():
 
 def test_all_configs_parse():
     from pathlib import Path
-    methods = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip')
+    methods = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip')
     configs = sorted(p for m in methods for p in Path('configs', m).glob('*.py'))
-    assert len(configs) == 45  # 5 methods x (8 benchmarks + CamVid)
+    assert len(configs) == 54  # 6 methods x (8 benchmarks + CamVid)
     for path in configs:
         cfg = Config.fromfile(str(path))
         assert cfg.model.type == 'OVSegmentor' and cfg.model.backbone.mode in path.name
@@ -115,3 +115,13 @@ def test_clipself_square_box_crops_need_no_padding(tmp_path):
     assert abs(float((sq[0] > 0.75).float().mean()) - 200 / 40 ** 2) < 0.03  # the box in a 40 x 40 window
     with pytest.raises(ValueError, match="'square'"):
         OVCLIPSelfDataset(str(tmp_path / 'ann.json'), str(tmp_path / 'images'), box_crop_shape='round', **kw)
+
+
+def test_maskclip_context59_uses_maskclips_own_names():
+    """MaskCLIP prompts its Context-59 classes by its prompt_engineering.py names, not mmseg's."""
+    from ovdense.vocabulary import Vocabulary
+    cfg = Config.fromfile('configs/maskclip/maskclip_vit-b16_context59-520x520.py')
+    names = Vocabulary.coerce(cfg.model.vocabulary).names
+    mmseg = Vocabulary.from_dataset('context59').names
+    assert len(names) == 59 and [(a, b) for a, b in zip(names, mmseg) if a != b] == [
+        ('airplane', 'aeroplane'), ('potted plant', 'pottedplant'), ('tv monitor', 'tvmonitor')]

@@ -40,3 +40,14 @@ def test_parity_tool_fails_on_a_perturbed_case(tmp_path):
     good = subprocess.run(tool + [str(golden_dir() / 'clearclip' / 'case_a.pt')], capture_output=True, text=True)
     assert good.returncode == 0, good.stdout + good.stderr
     assert '1 passed, 0 failed' in good.stdout
+
+
+@requires_shared
+def test_proxyclip_reference():
+    checks = run_case(golden_dir() / 'proxyclip' / 'case_a.pt')
+    names = {c.name for c in checks}
+    assert {'input', 'vfm_input', 'window0_vfm_patch_features', 'window0_similarity_mean', 'window0_proxy_attn',
+            'window0_proxy_attn_mask', 'window0_last_block_output', 'window1_dense_features', 'window1_patch_logits',
+            'slide_windows', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches', 'protocol_knobs'} <= names
+    bad = [(c.name, c.diff) for c in checks if not c.ok]
+    assert not bad, bad

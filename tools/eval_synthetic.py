@@ -10,7 +10,7 @@ import torch
 from ovdense.clip import build_clip
 from ovdense.datasets.synthetic import NOVEL_CLASSES, OBJECT_CLASSES, STUFF_CLASSES
 from ovdense.evaluation import dense_zero_shot, image_zero_shot
-from ovdense.models.backbones import DENSE_MODES
+from ovdense.models.backbones import CLIP_ONLY_MODES
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     p.add_argument('--clip-config', required=True)
     p.add_argument('--checkpoint', required=True, help='weights (.safetensors, or an mmengine training checkpoint)')
     p.add_argument('--num-images', type=int, default=100)
-    p.add_argument('--modes', nargs='+', default=list(DENSE_MODES))
+    p.add_argument('--modes', nargs='+', default=list(CLIP_ONLY_MODES))
     p.add_argument('--out', help='write the results as JSON')
     args = p.parse_args()
     torch.manual_seed(0)

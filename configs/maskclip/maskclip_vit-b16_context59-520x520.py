@@ -8,7 +8,7 @@ model = dict(
     templates='maskclip',
     logit_scale=1.0,
     slide_crop=0,
-    vocabulary=dict(dataset='context59'))
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/context59_maskclip.txt'))  # tools/maskclip_utils/prompt_engineering.py
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(520, 520), keep_ratio=True),

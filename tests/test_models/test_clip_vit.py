@@ -1,28 +1,33 @@
 import pytest
 import torch
 
-from ovdense.models.backbones import DENSE_MODES, OVCLIPViT, interpolate_pos_embed, neighbourhood_bias
-from ovdense.testing import random_images
+from ovdense.models.backbones import DENSE_MODES, PROXY_MODES, OVCLIPViT, interpolate_pos_embed, neighbourhood_bias
+from ovdense.testing import random_images, tiny_vfm
+
+
+def _proxy(mode):
+    return tiny_vfm() if mode in PROXY_MODES else None
 
 
 @pytest.mark.parametrize('mode', DENSE_MODES)
 def test_modes_batch2_shapes_and_consistency(tiny_clip, mode):
-    bb = OVCLIPViT(tiny_clip, mode, out_indices=(0, -1)).eval()
+    bb = OVCLIPViT(tiny_clip, mode, out_indices=(0, -1), proxy=_proxy(mode)).eval()
     x = random_images(2, 64, 96)
     with torch.no_grad():
         inter0, inter1, dense = bb(x)
         single = bb.dense_features(x[1:])
-    assert dense.shape == (2, 32, 4, 6) and inter0.shape == (2, 64, 4, 6) and inter1.shape == (2, 64, 4, 6)
+    grid = (8, 12) if mode in PROXY_MODES else (4, 6)  # proxyclip: on the VFM's patch-8 grid
+    assert dense.shape == (2, 32, *grid) and inter0.shape == (2, 64, 4, 6) and inter1.shape == (2, 64, *grid)
     assert torch.allclose(dense[1:], single, atol=1e-5)  # batch-size-2 equals batch-size-1
 
 
 def test_modes_differ(tiny_clip):
     x = random_images(1, 64, 64)
     with torch.no_grad():
-        outs = {m: OVCLIPViT(tiny_clip, m).dense_features(x) for m in DENSE_MODES}
+        outs = {m: OVCLIPViT(tiny_clip, m, proxy=_proxy(m)).dense_features(x) for m in DENSE_MODES}
     for a in DENSE_MODES:
         for b in DENSE_MODES:
-            if a < b:
+            if a < b and outs[a].shape == outs[b].shape:
                 assert not torch.allclose(outs[a], outs[b], atol=1e-4), (a, b)
 
 
@@ -36,7 +41,7 @@ def test_vanilla_matches_open_clip_patch_tokens(tiny_clip):
 
 
 def test_invalid_arguments_list_choices(tiny_clip):
-    with pytest.raises(ValueError, match=r"valid: \['vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip'\]"):
         OVCLIPViT(tiny_clip, 'gem')
     with pytest.raises(ValueError, match='position interpolation'):
         OVCLIPViT(tiny_clip, pos_interp='nearest')
@@ -67,3 +72,31 @@ def test_frozen(tiny_clip):
     bb = OVCLIPViT(tiny_clip).train()
     assert not any(p.requires_grad for p in bb.parameters())
     assert not bb.clip.training
+
+
+def test_proxyclip_statistics_per_window_unless_reference_quirks(tiny_clip):
+    """ProxyCLIP's batch-wide similarity mean couples the windows of a batch; ours is per window."""
+    x = random_images(2, 64, 64, seed=3)
+    with torch.no_grad():
+        ours = OVCLIPViT(tiny_clip, 'proxyclip', proxy=tiny_vfm()).eval()
+        quirk = OVCLIPViT(tiny_clip, 'proxyclip', proxy=tiny_vfm(), reference_quirks=True).eval()
+        alone = torch.cat([ours.dense_features(x[i:i + 1]) for i in range(2)])
+        assert torch.allclose(ours.dense_features(x), alone, atol=1e-5)
+        assert torch.allclose(torch.cat([quirk.dense_features(x[i:i + 1]) for i in range(2)]), alone, atol=1e-5)
+        assert not torch.allclose(quirk.dense_features(x), alone, atol=1e-3)  # coupled, as the reference
+
+
+def test_proxyclip_non_square_grid(tiny_clip):
+    """A 64x96 window: the VFM's 8x12 grid (the reference reads 8x8 from the height and scrambles)."""
+    x = random_images(1, 64, 96, seed=4)
+    with torch.no_grad():
+        ours = OVCLIPViT(tiny_clip, 'proxyclip', proxy=tiny_vfm()).eval()
+        out = ours.dense_features(x)
+        assert out.shape[-2:] == (8, 12)
+        # columns are where they belong: the left 64x64 of the window sees the same left content
+        quirk = OVCLIPViT(tiny_clip, 'proxyclip', proxy=tiny_vfm(), reference_quirks=True).eval().dense_features(x)
+        assert quirk.shape[-2:] == (8, 8)
+    with pytest.raises(ValueError, match='need proxy'):
+        OVCLIPViT(tiny_clip, 'proxyclip')
+    with pytest.raises(ValueError, match='only they'):
+        OVCLIPViT(tiny_clip, 'naclip', proxy=tiny_vfm())

@@ -9,10 +9,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from ...clip import CLIPModel, ViTBlock, ViTTower, build_clip
+from ...clip import CLIPModel, ViTBlock, ViTTower, build_clip, build_vfm
 from ...registry import register
 
-DENSE_MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip')
+DENSE_MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip')
+PROXY_MODES = ('proxyclip',)  # the modes that need a vision foundation model (``proxy=``)
+CLIP_ONLY_MODES = tuple(m for m in DENSE_MODES if m not in PROXY_MODES)
+# CLIP input (OpenAI statistics) -> VFM input (ImageNet statistics), as ProxyCLIP's UnNormalize + Normalize
+_OPENAI_MEAN, _OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 POS_INTERP = ('sclip', 'bicubic', 'bilinear')
 PATCH_PADDING = ('drop', 'corner')
 ACTIVATIONS = ('model', 'gelu', 'quick_gelu')
@@ -71,9 +76,18 @@ class OVCLIPViT(BaseModule):
     sclip         softmax(q q^T) + softmax(k k^T)         kept      kept
     clearclip     softmax(q q^T)                          dropped   dropped
     naclip        softmax(k k^T + Omega), Gaussian Omega  dropped   dropped
+    proxyclip     VFM patch affinity (ProxyCLIP, below)   dropped   dropped
     ============  ======================================  ========  =====
 
     then ``ln_post`` on every token and the projection into the text space.
+
+    ``proxyclip``: a vision foundation model (``proxy``, :func:`ovdense.clip.build_vfm`) sees the same
+    image, re-normalised from CLIP's statistics to ImageNet's; its patch features ``E`` (normalised)
+    give ``S = E^T E``, ``A = (S - beta * mean(S)) * gamma`` with negatives masked, ``P = softmax(A)``,
+    one matrix for all heads; the last block's values (no CLS) are bilinearly resized to the VFM grid
+    and ``out_proj(P V)`` is the output, on the VFM grid, without residual, FFN or CLS token.
+    ``mean(S)`` is per image (ProxyCLIP takes it over the whole batch, which couples the windows of a
+    batch, and reads both grid sides from the height: ``reference_quirks=True`` reproduces both).
 
     Args:
         clip: a :class:`CLIPModel` or the keyword arguments of :func:`ovdense.clip.build_clip`
@@ -87,19 +101,32 @@ class OVCLIPViT(BaseModule):
         ln_eps: override every layer norm's epsilon (None: the model's own).
         act: MLP activation, ``'model'`` (the model's own), ``'gelu'`` or ``'quick_gelu'``.
         frozen: no gradients and eval mode for all CLIP weights.
+        proxy: ``proxyclip``: a :class:`ovdense.clip.VFM` or :func:`ovdense.clip.build_vfm` kwargs
+            (``model_name``, ``checkpoint``, ``model_kwargs``).
+        proxy_beta: ``proxyclip``'s beta (1.2).
+        proxy_gamma: ``proxyclip``'s gamma (3.0).
+        reference_quirks: ``proxyclip``: reproduce the reference's batch-wide similarity mean and its
+            height-only grid (non-square windows scrambled) instead of the correct behaviour.
         init_cfg: mmengine init config (unused: weights come from ``clip``).
     """
 
     def __init__(self, clip: CLIPModel | dict, mode: str = 'vanilla', *, out_indices: Sequence[int] = (),
                  pos_interp: str = 'sclip', patch_padding: str = 'drop', naclip_std: float = 5.0,
                  ln_eps: float | None = None, act: str = 'model', frozen: bool = True,
-                 init_cfg: dict | None = None) -> None:
+                 proxy: Any = None, proxy_beta: float = 1.2, proxy_gamma: float = 3.0,
+                 reference_quirks: bool = False, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         _check(mode, DENSE_MODES, 'dense mode')
         _check(pos_interp, POS_INTERP, 'position interpolation')
         _check(patch_padding, PATCH_PADDING, 'patch padding')
         _check(act, ACTIVATIONS, 'activation')
         self.clip = clip if isinstance(clip, CLIPModel) else build_clip(**clip)
+        if (mode in PROXY_MODES) != (proxy is not None):
+            raise ValueError(f'modes {list(PROXY_MODES)} need proxy=dict(model_name=..., checkpoint=...) and only they '
+                             f"take one (mode '{mode}', proxy {'given' if proxy is not None else 'missing'})")
+        self.proxy = build_vfm(**proxy) if isinstance(proxy, dict) else proxy
+        self.proxy_beta, self.proxy_gamma = float(proxy_beta), float(proxy_gamma)
+        self.reference_quirks = reference_quirks
         self.mode = mode
         self.pos_interp = pos_interp
         self.patch_padding = patch_padding
@@ -130,6 +157,8 @@ class OVCLIPViT(BaseModule):
         """Load the CLIP weights named in ``clip`` (once)."""
         if not self._is_init:
             self.clip.load_weights()
+            if self.proxy is not None:
+                self.proxy.load_weights()
             self._is_init = True
 
     def train(self, mode: bool = True) -> 'OVCLIPViT':
@@ -210,6 +239,40 @@ class OVCLIPViT(BaseModule):
         x = x + blk.ls_1(out)
         return x + blk.ls_2(self._mlp(blk, self._ln(blk.ln_2, x)))
 
+    # ------------------------------------------------------------------ proxy
+    @staticmethod
+    def proxy_input(x: torch.Tensor) -> torch.Tensor:
+        """CLIP-normalised images -> ImageNet-normalised, with ProxyCLIP's four float32 operations."""
+        def c(v):
+            return torch.tensor(v, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        return ((x.float() * c(_OPENAI_STD) + c(_OPENAI_MEAN)) - c(_IMAGENET_MEAN)) / c(_IMAGENET_STD)
+
+    def proxy_attention(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, M, M) ProxyCLIP attention from VFM patch features (B, C, I, J), M = I * J."""
+        e = F.normalize(feats.flatten(2), dim=1)
+        sim = torch.einsum('bcm,bcn->bmn', e, e)
+        mean = sim.mean() if self.reference_quirks else sim.mean((1, 2), keepdim=True)
+        sim = (sim - mean * self.proxy_beta) * self.proxy_gamma
+        return torch.softmax(sim.masked_fill(sim < 0, float('-inf')), -1)
+
+    def proxy_block(self, blk: ViTBlock, x: torch.Tensor, grid: tuple[int, int],
+                    feats: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """ProxyCLIP's last block: (B, I*J, width) from tokens (B, 1 + h*w, width) and VFM features
+        (B, C, I, J), and its grid (I, J)."""
+        _, _, v = self._qkv(blk, self._ln(blk.ln_1, x))
+        B, nh, _, d = v.shape
+        h, w = grid
+        I, J = feats.shape[-2:]
+        if self.reference_quirks:  # the reference: CLIP grid (w, h), VFM grid (H // p) x (H // p)
+            h, w = w, h
+            I = J = feats.shape[-2]
+            feats = feats.flatten(2).transpose(1, 2).reshape(B, I, J, -1).permute(0, 3, 1, 2)
+        grid_v = v[:, :, 1:].reshape(B * nh, h, w, d).permute(0, 3, 1, 2)
+        grid_v = F.interpolate(grid_v, size=(I, J), mode='bilinear', align_corners=False)
+        grid_v = grid_v.permute(0, 2, 3, 1).reshape(B, nh, I * J, d)
+        attn = self.proxy_attention(feats).to(v.dtype)
+        return self._out(blk, attn[:, None] @ grid_v), (I, J)
+
     # ----------------------------------------------------------------- outputs
     def forward_tokens(self, x: torch.Tensor) -> dict[str, Any]:
         """Run the tower.
@@ -219,16 +282,21 @@ class OVCLIPViT(BaseModule):
 
         Returns:
             dict with ``tokens`` (B, 1 + h*w, D): all tokens after ln_post and the projection, CLS
-            first; ``grid`` (h, w); ``intermediates``: list of (B, width, h, w), one per out_index.
+            first (``proxyclip``: (B, I*J, D), the VFM grid, no CLS); ``grid`` (h, w) of the patch
+            tokens; ``intermediates``: list of (B, width, h, w), one per out_index.
         """
         t = self.tower
+        feats = self.proxy.patch_features(self.proxy_input(x)) if self.proxy is not None else None
         x, (h, w) = self.embed(x)
         inter = []
         last = len(t.blocks) - 1
         for i, blk in enumerate(t.blocks):
-            x = self.last_block(blk, x, (h, w)) if i == last else self.block(blk, x)
+            if i == last and feats is not None:
+                x, (h, w) = self.proxy_block(blk, x, (h, w), feats)  # the output is on the VFM grid
+            else:
+                x = self.last_block(blk, x, (h, w)) if i == last else self.block(blk, x)
             if i in self.out_indices:
-                inter.append(x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w))
+                inter.append(x[:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w))
         tokens = self._ln(t.ln_post, x) @ t.proj
         return dict(tokens=tokens, grid=(h, w), intermediates=inter)
 
@@ -236,7 +304,7 @@ class OVCLIPViT(BaseModule):
         """(B, D, h, w) per-patch embeddings in the text space (L2-normalised over D if asked)."""
         out = self.forward_tokens(x)
         h, w = out['grid']
-        feats = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        feats = out['tokens'][:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
         return F.normalize(feats, dim=1) if normalize else feats
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -244,5 +312,5 @@ class OVCLIPViT(BaseModule):
         embedding map (B, D, h, w)."""
         out = self.forward_tokens(x)
         h, w = out['grid']
-        dense = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        dense = out['tokens'][:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
         return (*out['intermediates'], dense)

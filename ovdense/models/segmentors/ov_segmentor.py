@@ -56,8 +56,9 @@ class OVSegmentor(BaseSegmentor):
         slide_crop: window side (0: one forward on the whole image).
         slide_stride: window stride.
         window_batch: windows per backbone forward.
-        window_padding: ``'symmetric'`` zero-pads windows to a multiple of the patch size (ClearCLIP);
-            ``'none'`` lets the patch conv drop leftover pixels.
+        window_padding: ``'symmetric'`` zero-pads windows to a multiple of ``window_pad_multiple``
+            (ClearCLIP, ProxyCLIP); ``'none'`` lets the patch conv drop leftover pixels.
+        window_pad_multiple: the multiple of ``'symmetric'`` padding (None: the patch size; ProxyCLIP 56).
         pamr: ``dict(num_iter=10, dilations=(8, 16))`` to refine with PAMR, or None.
         renormalize: renormalise class probabilities to sum to 1 after the argmax (NACLIP).
         memory_budget: bytes for the working buffers of the post-processing (tiles x class chunks).
@@ -74,7 +75,8 @@ class OVSegmentor(BaseSegmentor):
     def __init__(self, backbone: dict, vocabulary: Any = None, *, templates: str | Sequence[str] = 'openai',
                  logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
                  background_index: int = 0, slide_crop: int = 224, slide_stride: int = 112,
-                 window_batch: int = 8, window_padding: str = 'none', pamr: dict | None = None,
+                 window_batch: int = 8, window_padding: str = 'none', window_pad_multiple: int | None = None,
+                 pamr: dict | None = None,
                  renormalize: bool = False, memory_budget: int = 1 << 30, return_probs: bool = False,
                  probs_stride: int = 1, tile_size: int | None = None, chunk_queries: int | None = None,
                  text_cache_dir: str | None = None, data_preprocessor: dict | None = None,
@@ -94,6 +96,7 @@ class OVSegmentor(BaseSegmentor):
         self.slide_stride = slide_stride
         self.window_batch = window_batch
         self.window_padding = window_padding
+        self.window_pad_multiple = window_pad_multiple
         self.pamr = PAMR(**pamr) if pamr else None
         self.renormalize = renormalize
         if memory_budget <= 0 or probs_stride < 1 or (tile_size is not None and tile_size < 1) or (
@@ -142,7 +145,8 @@ class OVSegmentor(BaseSegmentor):
         ClearCLIP pads), so that thin windows still have a patch row and column."""
         p = self.backbone.patch_size
         if self.window_padding == 'symmetric':
-            ph, pw = -height % p, -width % p
+            m = self.window_pad_multiple or p
+            ph, pw = -height % m, -width % m
         else:
             ph, pw = max(p - height, 0), max(p - width, 0)
         return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2

@@ -1,0 +1,16 @@
+# proxyclip on coco_object: protocol of ProxyCLIP configs/cfg_coco_object.py @ e7b767f.
+# The reference's class file lists 'bed' twice (a background synonym and class 60, so that class could never
+# win: the background's equal score comes first); ours keeps it in class 60 only.
+# DINO ViT-B/8 proxy through timm (the DINO hub weights' keys load unchanged): without a local file in
+# model.backbone.proxy.checkpoint, timm's 'vit_base_patch8_224.dino' weights must be in the Hugging Face cache.
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_object.py']
+model = dict(
+    backbone=dict(mode='proxyclip', proxy=dict(model_name='vit_base_patch8_224.dino', checkpoint=None),
+                  proxy_beta=1.2, proxy_gamma=3.0),
+    window_padding='symmetric',
+    window_pad_multiple=56,
+    logit_scale=40.0,
+    prob_thd=0.25,
+    slide_crop=336,
+    slide_stride=112,
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_proxyclip.txt'))

@@ -1,0 +1,14 @@
+# proxyclip on voc21: protocol of ProxyCLIP configs/cfg_voc21.py @ e7b767f.
+# DINO ViT-B/8 proxy through timm (the DINO hub weights' keys load unchanged): without a local file in
+# model.backbone.proxy.checkpoint, timm's 'vit_base_patch8_224.dino' weights must be in the Hugging Face cache.
+_base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/voc21.py']
+model = dict(
+    backbone=dict(mode='proxyclip', proxy=dict(model_name='vit_base_patch8_224.dino', checkpoint=None),
+                  proxy_beta=1.2, proxy_gamma=3.0),
+    window_padding='symmetric',
+    window_pad_multiple=56,
+    logit_scale=40.0,
+    prob_thd=0.2,
+    slide_crop=336,
+    slide_stride=112,
+    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/voc21_proxyclip.txt'))

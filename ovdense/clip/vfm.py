@@ -1,0 +1,185 @@
+"""Vision foundation models (VFMs) as proxies of patch affinity (ProxyCLIP): timm ViTs by name + local weights.
+
+Only this module (with :mod:`.adapter`) touches timm. The rest of ovdense sees :class:`VFM`:
+``patch_features(images) -> (B, C, h, w)``.
+
+DINO ViTs (``vit_base_patch8_224.dino``, ``vit_base_patch16_224.dino``, ``vit_small_patch*_224.dino``)
+and MAE (``vit_base_patch16_224.mae``) run through timm's modules with DINO's own position-embedding
+interpolation (bicubic, ``scale_factor=(h + 0.1) / g``; timm's default resampling uses antialiasing and
+moves the features by up to 0.04 at 336 px); DINOv2 (``vit_base_patch14_dinov2.lvd142m``, with registers
+``vit_base_patch14_reg4_dinov2.lvd142m``) likewise with its register tokens; SAM's image encoder
+(``samvit_base_patch16.sa1b``) through timm's ``forward_features`` (its neck's 256-channel map) at its
+1024 px input. DINO / timm key names load unchanged (the DINO repository's checkpoints are timm's keys).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .adapter import CheckpointError, PretrainedWeightsUnavailable, load_state_dict_file
+
+# family of each supported timm architecture prefix (the proxy recipe differs per family)
+VFM_FAMILIES = {'vit_small_patch8_224': 'dino', 'vit_small_patch16_224': 'dino', 'vit_base_patch8_224': 'dino',
+                'vit_base_patch16_224': 'dino', 'vit_small_patch14_dinov2': 'dinov2',
+                'vit_base_patch14_dinov2': 'dinov2', 'vit_large_patch14_dinov2': 'dinov2',
+                'vit_small_patch14_reg4_dinov2': 'dinov2', 'vit_base_patch14_reg4_dinov2': 'dinov2',
+                'vit_large_patch14_reg4_dinov2': 'dinov2', 'samvit_base_patch16': 'sam',
+                'samvit_large_patch16': 'sam'}
+
+
+def _family(model_name: str) -> str:
+    arch = model_name.split('.')[0]
+    if arch not in VFM_FAMILIES:
+        raise ValueError(f"unsupported VFM '{model_name}'; valid timm architectures: {sorted(VFM_FAMILIES)} "
+                         "(with a pretrained tag, e.g. 'vit_base_patch8_224.dino')")
+    return VFM_FAMILIES[arch]
+
+
+def dino_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
+    """DINO's ``interpolate_pos_encoding``: (1, P + g*g, C) -> (1, P + h*w, C); unchanged for the native
+    square grid, else bicubic with ``scale_factor=((h + 0.1) / g, (w + 0.1) / g)``, align_corners False."""
+    h, w = grid
+    n = pos.shape[1] - num_prefix
+    g = int(math.isqrt(n))
+    if (h, w) == (g, g):
+        return pos
+    prefix, patch = pos[:, :num_prefix], pos[:, num_prefix:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic', align_corners=False)
+    if patch.shape[-2:] != (h, w):
+        raise ValueError(f'position embedding resized to {tuple(patch.shape[-2:])}, expected {grid}')
+    return torch.cat([prefix, patch.permute(0, 2, 3, 1).reshape(1, h * w, -1)], 1)
+
+
+class VFM(nn.Module):
+    """A frozen vision foundation model giving patch features of an (ImageNet-normalised) image.
+
+    Args:
+        model: the timm model.
+        family: ``'dino'`` (DINO and MAE ViTs), ``'dinov2'`` or ``'sam'``.
+        name: timm model name (for messages).
+        checkpoint: local weights loaded by :meth:`load_weights` (None: timm's pretrained weights from
+            the Hugging Face cache, or :class:`PretrainedWeightsUnavailable`).
+        pretrained: with no checkpoint, False keeps the random weights (tests).
+        input_size: resize the input to this square size first (SAM: 1024), None: as given.
+    """
+
+    def __init__(self, model: nn.Module, family: str, *, name: str, checkpoint: str | None = None,
+                 pretrained: bool = True, input_size: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.family = family
+        self.name = name
+        self.checkpoint = checkpoint
+        self.pretrained = pretrained
+        self.input_size = input_size
+        self.requires_grad_(False)
+
+    @property
+    def patch_size(self) -> int:
+        ps = self.model.patch_embed.patch_size
+        return ps[0] if isinstance(ps, (tuple, list)) else ps
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.num_features if self.family != 'sam' else self.model.neck[-2].out_channels
+
+    def load_weights(self) -> None:
+        """Load ``checkpoint`` strictly (timm / DINO key names); a wrong file names its missing and
+        unexpected keys.
+
+        Raises:
+            CheckpointError: the file is missing, unreadable or does not fit.
+            PretrainedWeightsUnavailable: no checkpoint and timm's weights are not cached locally.
+        """
+        if self.checkpoint is None:
+            if not self.pretrained:
+                return  # random weights (tests)
+            self.checkpoint = _cached_pretrained(self.model, self.name)
+        state = load_state_dict_file(self.checkpoint)
+        for prefix in ('module.', 'model.', 'backbone.'):
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+        own = self.model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {len(missing)} missing "
+                                  f'keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})')
+        try:
+            self.model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {e}") from None
+
+    def train(self, mode: bool = True) -> 'VFM':
+        return super().train(False)  # always frozen
+
+    @torch.no_grad()
+    def patch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) final-norm patch tokens of (B, 3, H, W) ImageNet-normalised images
+        (h = H // patch, w = W // patch; SAM: its neck's map at ``input_size``)."""
+        if self.input_size is not None:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', align_corners=False)
+        m = self.model
+        if self.family == 'sam':
+            return m.forward_features(x)
+        B = x.shape[0]
+        tokens = m.patch_embed.proj(x)
+        h, w = tokens.shape[-2:]
+        tokens = tokens.flatten(2).transpose(1, 2)
+        prefix = [t.expand(B, -1, -1) for t in (m.cls_token, getattr(m, 'reg_token', None)) if t is not None]
+        if m.no_embed_class:  # position embedding on the patches only (timm's DINOv2 with registers)
+            tokens = torch.cat([*prefix, tokens + dino_pos_embed(m.pos_embed, (h, w), num_prefix=0)], 1)
+        else:
+            tokens = torch.cat([*prefix, tokens], 1) + dino_pos_embed(m.pos_embed, (h, w), num_prefix=len(prefix))
+        tokens = m.norm_pre(tokens)
+        for blk in m.blocks:
+            tokens = blk(tokens)
+        tokens = m.norm(tokens)[:, -h * w:]
+        return tokens.transpose(1, 2).reshape(B, -1, h, w)
+
+
+def build_vfm(model_name: str, *, checkpoint: str | os.PathLike | None = None, pretrained: bool = True,
+              model_kwargs: dict[str, Any] | None = None) -> VFM:
+    """A VFM by timm name (e.g. ``'vit_base_patch8_224.dino'``) with local weights.
+
+    Args:
+        model_name: timm model name with its pretrained tag.
+        checkpoint: local weights (``.safetensors`` or a weights-only ``.pth``), loaded by
+            :meth:`VFM.load_weights` (nothing is read before). None: timm's pretrained weights from the
+            Hugging Face cache if there (never downloaded), else :class:`PretrainedWeightsUnavailable`.
+        pretrained: with no checkpoint, False keeps random weights (tests).
+        model_kwargs: architecture overrides for ``timm.create_model`` (tiny test models).
+
+    Raises:
+        ValueError: an unsupported architecture (the message lists the valid ones).
+    """
+    import timm
+    family = _family(model_name)
+    kwargs = dict(model_kwargs or {})
+    kwargs.setdefault('num_classes', 0)
+    if family != 'sam':
+        kwargs.setdefault('dynamic_img_size', True)
+    model = timm.create_model(model_name, pretrained=False, **kwargs)
+    return VFM(model, family, name=model_name, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+               pretrained=pretrained, input_size=1024 if family == 'sam' else None)
+
+
+def _cached_pretrained(model: nn.Module, model_name: str) -> str:
+    """Local file of timm's pretrained weights in the Hugging Face cache (never downloaded here)."""
+    hub = (getattr(model, 'pretrained_cfg', None) or {}).get('hf_hub_id')
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+        for fn in ('model.safetensors', 'pytorch_model.bin'):
+            found = try_to_load_from_cache(hub, fn)
+            if isinstance(found, str):
+                return found
+    raise PretrainedWeightsUnavailable(
+        f"pretrained weights of VFM '{model_name}' are not cached locally (huggingface.co/{hub}) and are not "
+        f"downloaded here. Download them where you have network (timm.create_model('{model_name}', "
+        f"pretrained=True) caches them) and pass the file with checkpoint=PATH (tools: --cfg-options "
+        f"model.backbone.proxy.checkpoint=PATH).")
