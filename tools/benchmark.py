@@ -102,6 +102,7 @@ def run_clipself(args) -> dict:
 def run_scale(args) -> dict:
     """Seconds and peak RSS of one image of any size through ``init_segmentor`` + ``segment``."""
     import numpy as np
+    from mmengine.config import Config
 
     from ovdense.apis import find_config, init_segmentor, read_image, segment
     from ovdense.vocabulary import Vocabulary
@@ -118,7 +119,10 @@ def run_scale(args) -> dict:
     opts = {} if args.templates is None else {'model.templates': args.templates}
     if args.budget:
         opts['model.memory_budget'] = args.budget
-    model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab, cfg_options=opts)
+    config = args.config or find_config(args.mode)
+    if args.model and isinstance(Config.fromfile(str(config)).model.backbone.get('proxy'), dict):
+        opts['model.backbone.proxy.pretrained'] = False  # random VFM weights too
+    model, cfg = init_segmentor(config, clip=clip, vocabulary=vocab, cfg_options=opts)
     h, w = args.size
     if args.image:
         import cv2

@@ -9,7 +9,7 @@ interpolation (bicubic, ``scale_factor=(h + 0.1) / g``; timm's default resamplin
 moves the features by up to 0.04 at 336 px); DINOv2 (``vit_base_patch14_dinov2.lvd142m``, with registers
 ``vit_base_patch14_reg4_dinov2.lvd142m``) likewise with its register tokens; SAM's image encoder
 (``samvit_base_patch16.sa1b``) through timm's ``forward_features`` (its neck's 256-channel map) at its
-1024 px input. DINO / timm key names load unchanged (the DINO repository's checkpoints are timm's keys).
+own input size (1024 px), as ProxyCLIP resizes for SAM. DINO / timm key names load unchanged (the DINO repository's checkpoints are timm's keys).
 """
 from __future__ import annotations
 
@@ -65,11 +65,12 @@ class VFM(nn.Module):
         checkpoint: local weights loaded by :meth:`load_weights` (None: timm's pretrained weights from
             the Hugging Face cache, or :class:`PretrainedWeightsUnavailable`).
         pretrained: with no checkpoint, False keeps the random weights (tests).
+        frozen: no gradients, always in eval mode (False: to train it, e.g. :class:`OVVFMPretrainer`).
         input_size: resize the input to this square size first (SAM: 1024), None: as given.
     """
 
     def __init__(self, model: nn.Module, family: str, *, name: str, checkpoint: str | None = None,
-                 pretrained: bool = True, input_size: int | None = None) -> None:
+                 pretrained: bool = True, input_size: int | None = None, frozen: bool = True) -> None:
         super().__init__()
         self.model = model
         self.family = family
@@ -77,7 +78,9 @@ class VFM(nn.Module):
         self.checkpoint = checkpoint
         self.pretrained = pretrained
         self.input_size = input_size
-        self.requires_grad_(False)
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
 
     @property
     def patch_size(self) -> int:
@@ -86,7 +89,7 @@ class VFM(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.model.num_features if self.family != 'sam' else self.model.neck[-2].out_channels
+        return self.model.neck[-2].out_channels if self.family == 'sam' else self.model.num_features
 
     def load_weights(self) -> None:
         """Load ``checkpoint`` strictly (timm / DINO key names); a wrong file names its missing and
@@ -116,9 +119,8 @@ class VFM(nn.Module):
             raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {e}") from None
 
     def train(self, mode: bool = True) -> 'VFM':
-        return super().train(False)  # always frozen
+        return super().train(mode and not self.frozen)
 
-    @torch.no_grad()
     def patch_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) final-norm patch tokens of (B, 3, H, W) ImageNet-normalised images
         (h = H // patch, w = W // patch; SAM: its neck's map at ``input_size``)."""
@@ -143,8 +145,9 @@ class VFM(nn.Module):
         return tokens.transpose(1, 2).reshape(B, -1, h, w)
 
 
-def build_vfm(model_name: str, *, checkpoint: str | os.PathLike | None = None, pretrained: bool = True,
-              model_kwargs: dict[str, Any] | None = None) -> VFM:
+def build_vfm(model_name: str | None = None, *, checkpoint: str | os.PathLike | None = None,
+              pretrained: bool = True, model_kwargs: dict[str, Any] | None = None,
+              config_file: str | os.PathLike | None = None, frozen: bool = True) -> VFM:
     """A VFM by timm name (e.g. ``'vit_base_patch8_224.dino'``) with local weights.
 
     Args:
@@ -154,11 +157,21 @@ def build_vfm(model_name: str, *, checkpoint: str | os.PathLike | None = None, p
             Hugging Face cache if there (never downloaded), else :class:`PretrainedWeightsUnavailable`.
         pretrained: with no checkpoint, False keeps random weights (tests).
         model_kwargs: architecture overrides for ``timm.create_model`` (tiny test models).
+        config_file: a JSON with ``model_name`` and ``model_kwargs`` (what :class:`OVVFMPretrainer`
+            exports next to its weights) instead of the two arguments.
+        frozen: see :class:`VFM`.
 
     Raises:
         ValueError: an unsupported architecture (the message lists the valid ones).
     """
     import timm
+    if config_file is not None:
+        import json
+        with open(config_file, encoding='utf-8') as f:
+            spec = json.load(f)
+        model_name, model_kwargs = spec['model_name'], spec.get('model_kwargs', {})
+    if model_name is None:
+        raise ValueError('build_vfm needs model_name (a timm name) or config_file')
     family = _family(model_name)
     kwargs = dict(model_kwargs or {})
     kwargs.setdefault('num_classes', 0)
@@ -166,7 +179,8 @@ def build_vfm(model_name: str, *, checkpoint: str | os.PathLike | None = None, p
         kwargs.setdefault('dynamic_img_size', True)
     model = timm.create_model(model_name, pretrained=False, **kwargs)
     return VFM(model, family, name=model_name, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
-               pretrained=pretrained, input_size=1024 if family == 'sam' else None)
+               pretrained=pretrained, input_size=model.patch_embed.img_size[0] if family == 'sam' else None,
+               frozen=frozen)
 
 
 def _cached_pretrained(model: nn.Module, model_name: str) -> str:

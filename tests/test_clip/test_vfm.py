@@ -61,3 +61,14 @@ def test_offline_without_weights_says_how(monkeypatch):
         vfm.load_weights()
     with pytest.raises(ValueError, match=r"unsupported VFM 'resnet50'; valid timm architectures: \["):
         build_vfm('resnet50')
+
+
+def test_sam_image_encoder_at_its_own_input_size():
+    torch.manual_seed(2)
+    vfm = build_vfm('samvit_base_patch16.sa1b', pretrained=False,
+                    model_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=64, global_attn_indexes=(1,),
+                                      window_size=4, neck_chans=16)).eval()
+    x = torch.randn(2, 3, 40, 56)  # any window: resized to the encoder's 64 px, as ProxyCLIP resizes to 1024
+    out = vfm.patch_features(x)
+    ref = vfm.model.forward_features(torch.nn.functional.interpolate(x, size=(64, 64), mode='bilinear'))
+    assert out.shape == (2, 16, 4, 4) and torch.allclose(out, ref, atol=1e-6)

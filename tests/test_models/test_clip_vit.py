@@ -100,3 +100,18 @@ def test_proxyclip_non_square_grid(tiny_clip):
         OVCLIPViT(tiny_clip, 'proxyclip')
     with pytest.raises(ValueError, match='only they'):
         OVCLIPViT(tiny_clip, 'naclip', proxy=tiny_vfm())
+
+
+def test_proxyclip_with_the_clip_as_its_own_proxy(tiny_clip):
+    x = random_images(2, 64, 96, seed=5)
+    bb = OVCLIPViT(tiny_clip, 'proxyclip', proxy='self').eval()
+    with torch.no_grad():
+        out = bb.dense_features(x)
+        tokens, grid = bb.embed(x)
+        for blk in bb.tower.blocks[:-1]:
+            tokens = bb.block(blk, tokens)
+        feats = tokens[:, 1:].transpose(1, 2).reshape(2, -1, *grid)
+        last, _ = bb.proxy_block(bb.tower.blocks[-1], tokens, grid, feats)
+    assert out.shape == (2, 32, 4, 6)  # the CLIP's own grid
+    ref = (bb._ln(bb.tower.ln_post, last) @ bb.tower.proj).transpose(1, 2).reshape(2, -1, 4, 6)
+    assert torch.allclose(out, ref, atol=1e-5)

@@ -102,7 +102,8 @@ class OVCLIPViT(BaseModule):
         act: MLP activation, ``'model'`` (the model's own), ``'gelu'`` or ``'quick_gelu'``.
         frozen: no gradients and eval mode for all CLIP weights.
         proxy: ``proxyclip``: a :class:`ovdense.clip.VFM` or :func:`ovdense.clip.build_vfm` kwargs
-            (``model_name``, ``checkpoint``, ``model_kwargs``).
+            (``model_name``, ``checkpoint``, ``model_kwargs`` or ``config_file``), or ``'self'``: the CLIP's
+            own patch tokens entering its last block.
         proxy_beta: ``proxyclip``'s beta (1.2).
         proxy_gamma: ``proxyclip``'s gamma (3.0).
         reference_quirks: ``proxyclip``: reproduce the reference's batch-wide similarity mean and its
@@ -124,7 +125,8 @@ class OVCLIPViT(BaseModule):
         if (mode in PROXY_MODES) != (proxy is not None):
             raise ValueError(f'modes {list(PROXY_MODES)} need proxy=dict(model_name=..., checkpoint=...) and only they '
                              f"take one (mode '{mode}', proxy {'given' if proxy is not None else 'missing'})")
-        self.proxy = build_vfm(**proxy) if isinstance(proxy, dict) else proxy
+        self.proxy_self = proxy == 'self'  # the CLIP as its own proxy: the tokens entering its last block
+        self.proxy = build_vfm(**proxy) if isinstance(proxy, dict) else (None if self.proxy_self else proxy)
         self.proxy_beta, self.proxy_gamma = float(proxy_beta), float(proxy_gamma)
         self.reference_quirks = reference_quirks
         self.mode = mode
@@ -286,11 +288,16 @@ class OVCLIPViT(BaseModule):
             tokens; ``intermediates``: list of (B, width, h, w), one per out_index.
         """
         t = self.tower
-        feats = self.proxy.patch_features(self.proxy_input(x)) if self.proxy is not None else None
+        feats = None
+        if self.proxy is not None:
+            with torch.no_grad():
+                feats = self.proxy.patch_features(self.proxy_input(x))
         x, (h, w) = self.embed(x)
         inter = []
         last = len(t.blocks) - 1
         for i, blk in enumerate(t.blocks):
+            if i == last and self.proxy_self:
+                feats = x[:, 1:].detach().transpose(1, 2).reshape(x.shape[0], -1, h, w)
             if i == last and feats is not None:
                 x, (h, w) = self.proxy_block(blk, x, (h, w), feats)  # the output is on the VFM grid
             else:
