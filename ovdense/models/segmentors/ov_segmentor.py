@@ -263,8 +263,10 @@ class OVSegmentor(BaseSegmentor):
         C = int(query_to_class.max()) + 1
         halo = self.pamr.halo if self.pamr is not None else 0
         plan = plan_chunks(query_to_class, out_hw, budget=self.memory_budget, halo=halo,
-                           bytes_per_px=4 * (8 + (24 if self.pamr is not None else 0)),
-                           bytes_per_query_px=4 * (5 if self.pamr is not None else 3),
+                           # per pixel: running statistics and labels, + PAMR's 16 affinities and their temporaries;
+                           # per query and pixel: the window logits, the two resize passes and their temporaries
+                           # (PAMR's three copies come after those are freed)
+                           bytes_per_px=4 * (8 + (24 if self.pamr is not None else 0)), bytes_per_query_px=4 * 7,
                            tile=self.tile_size, max_queries=self.chunk_queries)
         windows = self.window_features(image, progress=progress)
         all_tiles = list(tiles(H0, W0, plan.tile))
