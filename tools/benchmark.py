@@ -150,11 +150,13 @@ def run_scale(args) -> dict:
     with torch.no_grad():
         model.text_embeddings(vocab)
     text_s = time.perf_counter() - t
+    text_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
     label = segment(model, cfg, image, vocabulary=vocab)['label']
     seg_s = time.perf_counter() - t
     return dict(dense_mode=model.backbone.mode, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=round(seg_s, 2),
                 pamr_s=round(pamr_s[0], 2), classes_in_label=int(label.unique().numel()),
+                peak_rss_after_text_mb=round(text_rss),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
