@@ -23,6 +23,9 @@ import torch.nn.functional as F
 
 from .adapter import CheckpointError, PretrainedWeightsUnavailable, load_state_dict_file
 
+# the input normalisation every supported VFM was trained with (ImageNet statistics of RGB in [0, 1])
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 # family of each supported timm architecture prefix (the proxy recipe differs per family)
 VFM_FAMILIES = {'vit_small_patch8_224': 'dino', 'vit_small_patch16_224': 'dino', 'vit_base_patch8_224': 'dino',
                 'vit_base_patch16_224': 'dino', 'vit_small_patch14_dinov2': 'dinov2',

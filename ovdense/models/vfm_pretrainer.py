@@ -12,9 +12,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from ..clip import build_vfm
+from ..clip.vfm import IMAGENET_MEAN, IMAGENET_STD
 from ..registry import register
-
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class _Head(nn.Module):
@@ -66,8 +65,8 @@ class OVVFMPretrainer(BaseModel):
 
     @staticmethod
     def _normalise(x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
         return (x.float() / 255.0 - mean) / std
 
     @staticmethod

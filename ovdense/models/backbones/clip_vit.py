@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from ...clip import CLIPModel, ViTBlock, ViTTower, build_clip, build_vfm
+from ...clip.vfm import IMAGENET_MEAN, IMAGENET_STD
 from ...registry import register
 
 DENSE_MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip')
@@ -17,7 +18,6 @@ PROXY_MODES = ('proxyclip',)  # the modes that need a vision foundation model (`
 CLIP_ONLY_MODES = tuple(m for m in DENSE_MODES if m not in PROXY_MODES)
 # CLIP input (OpenAI statistics) -> VFM input (ImageNet statistics), as ProxyCLIP's UnNormalize + Normalize
 _OPENAI_MEAN, _OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 POS_INTERP = ('sclip', 'bicubic', 'bilinear')
 PATCH_PADDING = ('drop', 'corner')
 ACTIVATIONS = ('model', 'gelu', 'quick_gelu')
@@ -247,7 +247,7 @@ class OVCLIPViT(BaseModule):
         """CLIP-normalised images -> ImageNet-normalised, with ProxyCLIP's four float32 operations."""
         def c(v):
             return torch.tensor(v, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-        return ((x.float() * c(_OPENAI_STD) + c(_OPENAI_MEAN)) - c(_IMAGENET_MEAN)) / c(_IMAGENET_STD)
+        return ((x.float() * c(_OPENAI_STD) + c(_OPENAI_MEAN)) - c(IMAGENET_MEAN)) / c(IMAGENET_STD)
 
     def proxy_attention(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, M, M) ProxyCLIP attention from VFM patch features (B, C, I, J), M = I * J."""
