@@ -4,8 +4,10 @@ python demo/image_demo.py INPUTS --vocab "sky, road, car" --mode clearclip --out
 python demo/image_demo.py INPUTS --task det --vocab "dog, frisbee" --config CFG --load-from DET.pth --out-dir out
 
 INPUTS: image files, folders or globs. Segmentation writes per image NAME_overlay.png (colored classes
-with a legend) and NAME_label.png (class index per pixel, uint8, or uint16 beyond 255 classes);
-detection writes NAME_det.png (boxes with class and score) and NAME_det.json.
+with a legend), NAME_label.png (class index per pixel, uint8, or uint16 beyond 256 classes) and
+NAME_label.json (the vocabulary of those indices); detection writes NAME_det.png (boxes with class and
+score) and NAME_det.json. Inputs with the same name in different folders get distinct output names.
+Everything goes through ``ovdense.apis`` (``init_model`` / ``inference_model``).
 """
 import argparse
 import glob
@@ -13,11 +15,11 @@ import os
 import sys
 from pathlib import Path
 
+from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
-from ovdense.progress import progress_bar
-from ovdense.apis import ImageReadError, detect, find_config, init_detector, init_segmentor, read_image, segment
 from ovdense.models.backbones import DENSE_MODES
-from ovdense.visualization import draw_detections, overlay_segmentation, write_image_atomic, write_json_atomic
+from ovdense.progress import progress_bar
+from ovdense.visualization import save_detections, save_segmentation, unique_stems
 from ovdense.vocabulary import Vocabulary
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -27,14 +29,17 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('inputs', nargs='+', help='image files, folders or globs')
     voc = p.add_mutually_exclusive_group(required=True)
-    voc.add_argument('--vocab', help='comma-separated class names, e.g. "sky, road, car"')
+    voc.add_argument('--vocab', help='comma-separated class names ("|" between synonyms), e.g. "sky, road, car"')
     voc.add_argument('--vocab-file', help='text file, one class per line, synonyms separated by commas')
     voc.add_argument('--dataset', help='a benchmark vocabulary, e.g. ade20k, voc21, coco80, lvis')
     p.add_argument('--task', default='seg', choices=['seg', 'det'], help='segmentation or detection')
-    p.add_argument('--load-from', help='det: trained detector checkpoint (mmengine) for --config')
+    p.add_argument('--load-from', help='trained weights (mmengine checkpoint) for --config: detectors and trained '
+                                       'segmentors need them')
+    p.add_argument('--allow-untrained', action='store_true',
+                   help='run a config with trained parts without --load-from (to try the pipeline: meaningless output)')
     p.add_argument('--score-thr', type=float, default=0.3, help='det: draw boxes scoring at least this')
     p.add_argument('--mode', default='clearclip', choices=DENSE_MODES, help='dense mode (protocol of its config)')
-    p.add_argument('--config', help='config to take the protocol from (default: the mode\'s Context-59 one)')
+    p.add_argument('--config', help="config to take the model and protocol from (default: the mode's Context-59 one)")
     p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
     p.add_argument('--pretrained', default='openai', help='open_clip pretrained tag')
     p.add_argument('--checkpoint', help='local CLIP weights instead of the pretrained tag')
@@ -54,53 +59,57 @@ def collect(inputs: list[str]) -> list[Path]:
         else:
             files.append(Path(item))
     if not files:
-        raise SystemExit(f'no images found in {inputs}')
+        raise ValueError(f'no images found in {inputs}')
     return files
+
+
+def check_out_dir(path: Path) -> None:
+    """Before any model is loaded: the output folder exists or can be made, and is writable."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f'--out-dir {path} exists and is not a folder')
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise ValueError(f'--out-dir {path} is not writable')
 
 
 def main() -> int:
     args = parse_args()
     if args.vocab is not None:
-        vocab = Vocabulary.from_list(args.vocab)
+        vocab = Vocabulary.from_list(args.vocab, source='--vocab')
     elif args.vocab_file:
         vocab = Vocabulary.from_txt(args.vocab_file)
     else:
         vocab = Vocabulary.from_dataset(args.dataset)
+    files, out = collect(args.inputs), Path(args.out_dir)
+    check_out_dir(out)
+    if args.task == 'det' and not args.config:
+        raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
+    config = args.config or find_config(args.mode, 'context59')
+    clip = None
     if args.clip_config:
         clip = dict(config_file=args.clip_config, checkpoint=args.checkpoint)
-    else:
+    elif not args.config or args.checkpoint:  # the mode's protocol config names a ViT-B/16: use the CLI's CLIP
         clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
-    files, out = collect(args.inputs), Path(args.out_dir)
-    if args.task == 'det':
-        if not args.config:
-            raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
-        model, cfg = init_detector(args.config, checkpoint=args.load_from, vocabulary=vocab, device=args.device)
-
-        def process(path: Path, image) -> None:
-            pred = detect(model, cfg, image)
-            drawn = draw_detections(image, pred, vocab.names, score_thr=args.score_thr)
-            write_image_atomic(out / f'{path.stem}_det.png', drawn)
-            write_json_atomic(out / f'{path.stem}_det.json', [
-                dict(label=vocab.names[int(c)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
-                for b, s, c in zip(pred.bboxes, pred.scores, pred.labels) if s >= args.score_thr])
-    else:
-        model, cfg = init_segmentor(args.config or find_config(args.mode), clip=clip, vocabulary=vocab,
-                                    device=args.device)
-
-        def process(path: Path, image) -> None:
-            label = segment(model, cfg, image)['label'].cpu().numpy()
-            write_image_atomic(out / f'{path.stem}_label.png', label.astype('uint8' if len(vocab) <= 256 else 'uint16'),
-                               rgb=False)
-            write_image_atomic(out / f'{path.stem}_overlay.png', overlay_segmentation(image, label, vocab.names))
+    model = init_model(config, args.load_from, clip=clip, device=args.device, allow_untrained=args.allow_untrained)
+    if args.allow_untrained and args.load_from is None and not getattr(model, 'training_free', False):
+        print('warning: untrained weights (--allow-untrained): the output only shows the pipeline', file=sys.stderr)
+    meta = dict(config=str(config), task=args.task)
     failed = []
     bar = progress_bar(len(files), 'images')
-    for path in files:
+    for path, stem in zip(files, unique_stems(files)):
         try:
-            process(path, read_image(path))
+            image = read_image(path)
+            result = inference_model(model, image[:, :, ::-1], vocabulary=vocab)
+            if args.task == 'det':
+                save_detections(out, stem, image, result.pred_instances, vocab.names, score_thr=args.score_thr,
+                                image=str(path), **meta)
+            else:
+                save_segmentation(out, stem, image, result.pred_sem_seg.data[0].cpu().numpy(), vocab.classes,
+                                  image=str(path), **meta)
         except ImageReadError as e:
             failed.append(str(e))
         bar.update()
-    print(f'wrote results for {len(files) - len(failed)} images to {out}')
+    print(f'\nwrote results for {len(files) - len(failed)} of {len(files)} images to {out}')
     for msg in failed:
         print(f'skipped: {msg}', file=sys.stderr)
     return 1 if failed else 0

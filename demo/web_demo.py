@@ -4,7 +4,7 @@ python demo/web_demo.py                       # offline: the shipped tiny CLIP, 
 python demo/web_demo.py --checkpoint ViT-B-16.pt --port 8000        # real CLIP weights, Context-59 protocols
 python demo/web_demo.py --det-config configs/synthetic/fvit_tinyclip_synthetic-128.py --load-from DET.pth
 
-Everything goes through ``ovdense.apis`` (``init_segmentor`` / ``segment``, ``init_detector`` / ``detect``).
+Everything goes through ``ovdense.apis`` (``init_model`` / ``inference_model``).
 Models are loaded once and kept; a changed vocabulary reuses the model and its cached text embeddings.
 One request runs at a time, the others wait in the queue. The server listens on 127.0.0.1 unless told
 otherwise; no share link, no analytics, no web fonts: nothing leaves the machine.
@@ -20,14 +20,14 @@ from pathlib import Path
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # before gradio is imported
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ovdense.apis import (ImageReadError, check_image_size, detect, find_config, init_detector,  # noqa: E402
-                          init_segmentor, read_image, segment)
+from ovdense.apis import (ImageReadError, check_image_size, find_config, inference_model, init_model,  # noqa: E402
+                          read_image)
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable  # noqa: E402
 from ovdense.models.backbones import CLIP_ONLY_MODES, DENSE_MODES  # noqa: E402
-from ovdense.visualization import (draw_detections, overlay_segmentation, write_image_atomic,  # noqa: E402
-                                   write_json_atomic)
+from ovdense.visualization import save_detections, save_segmentation, write_image_atomic  # noqa: E402
 from ovdense.vocabulary import Vocabulary, known_datasets  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,22 +79,21 @@ class Models:
         if method not in self.methods():
             raise ValueError(f"unknown method '{method}'; valid: {self.methods()}")
         if self.tiny:  # the protocol the tiny CLIP was made for: 128 px scenes, whole-image inference
-            return REPO / 'configs' / 'synthetic' / f'{method}_tinyclip_synthetic-128.py'
-        return find_config(method)
+            return find_config(f'{method}_tinyclip_synthetic-128')
+        return find_config(method, 'context59')
 
-    def get(self, task: str, method: str, progress) -> tuple:
+    def get(self, task: str, method: str, progress) -> torch.nn.Module:
         key = (task, method if task == 'segmentation' else 'detector')
         with self._lock:
             if key not in self._models:
                 progress(0.0, desc=f'loading the {key[1]} model')
                 if task == 'segmentation':
-                    self._models[key] = init_segmentor(self.config_of(method), clip=self.clip, device=self.args.device)
+                    self._models[key] = init_model(self.config_of(method), clip=self.clip, device=self.args.device)
                 else:
                     if not (self.args.det_config and self.args.load_from):
                         raise ValueError('detection needs a trained detector: start the demo with '
                                          '--det-config CONFIG --load-from CHECKPOINT')
-                    self._models[key] = init_detector(self.args.det_config, checkpoint=self.args.load_from,
-                                                      device=self.args.device)
+                    self._models[key] = init_model(self.args.det_config, self.args.load_from, device=self.args.device)
             return self._models[key]
 
 
@@ -121,35 +120,32 @@ def run(models: Models, out_root: Path, image_path: str | None, vocab_text: str,
         if not (vocab_text or '').strip():
             raise ValueError('empty vocabulary: type at least one class name')
         vocab = Vocabulary.from_list(vocab_text, source='the vocabulary box')
-        model, cfg = models.get(task, method, progress)
+        model = models.get(task, method, progress)
 
         def report(stage: str, done: int, total: int) -> None:
             progress((done, total), desc={'text': 'encoding the class names', 'windows': 'CLIP windows',
                                           'tiles': 'post-processing'}.get(stage, stage))
         out_dir = Path(tempfile.mkdtemp(dir=out_root))
         stem = Path(image_path).stem
+        meta = dict(method=method if task == 'segmentation' else 'detector', config=str(model.cfg.filename))
         if task == 'segmentation':
-            label = segment(model, cfg, image, vocabulary=vocab, progress=report)['label'].cpu().numpy()
+            res = inference_model(model, image[:, :, ::-1], vocabulary=vocab, progress=report)
+            label = res.pred_sem_seg.data[0].cpu().numpy()
+            paths = save_segmentation(out_dir, stem, image, label, vocab.classes, **meta)
             counts = np.bincount(label.ravel(), minlength=len(vocab))
             rows = [[vocab.names[i], round(100.0 * counts[i] / label.size, 2)]
                     for i in np.argsort(-counts) if counts[i] > 0]
-            result = overlay_segmentation(image, label, vocab.names)
-            files = [out_dir / f'{stem}_label.png', out_dir / f'{stem}_label.json']
-            write_image_atomic(files[0], label.astype('uint8' if len(vocab) <= 256 else 'uint16'), rgb=False)
-            write_json_atomic(files[1], dict(classes=[list(c) for c in vocab.classes], method=method,
-                                             shares_percent={r[0]: r[1] for r in rows}))
+            result = read_image(paths['overlay'])
+            files = [paths['label'], paths['json']]
             status = f'{len(rows)} of {len(vocab)} classes found ({image.shape[1]}x{image.shape[0]} pixels).'
             columns = ['class', 'pixels %']
         else:
             progress(0.5, desc='detecting')
-            pred = detect(model, cfg, image, vocabulary=vocab)
-            keep = pred.scores >= score_thr
-            rows = [[vocab.names[int(c)], round(float(s), 3), [round(float(v), 1) for v in b]]
-                    for b, s, c in zip(pred.bboxes[keep], pred.scores[keep], pred.labels[keep])]
-            result = draw_detections(image, pred, vocab.names, score_thr=score_thr)
-            files = [out_dir / f'{stem}_det.json']
-            write_json_atomic(files[0], [dict(label=r[0], score=r[1], bbox=r[2]) for r in rows])
-            rows = [[r[0], r[1], ', '.join(map(str, r[2]))] for r in rows]
+            pred = inference_model(model, image[:, :, ::-1], vocabulary=vocab).pred_instances
+            paths, dets = save_detections(out_dir, stem, image, pred, vocab.names, score_thr=score_thr, **meta)
+            result = read_image(paths['image'])
+            files = [paths['json']]
+            rows = [[d['label'], round(d['score'], 3), ', '.join(map(str, d['bbox']))] for d in dets]
             status = f'{len(rows)} boxes scoring at least {score_thr}.'
             columns = ['class', 'score', 'box (x1, y1, x2, y2)']
         return result, pd.DataFrame(rows, columns=columns), [str(f) for f in files], status

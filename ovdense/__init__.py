@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 from .version import __version__
-from .vocabulary import TextEmbeddingCache, Vocabulary
+from .vocabulary import Vocabulary
 
 _LAZY = {
     'build_clip': 'ovdense.clip',
@@ -17,7 +17,7 @@ _LAZY = {
     'prompt_templates': 'ovdense.clip',
 }
 
-__all__ = ['__version__', 'Vocabulary', 'TextEmbeddingCache', *_LAZY]
+__all__ = ['__version__', 'Vocabulary', *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

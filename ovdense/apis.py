@@ -1,9 +1,10 @@
-"""High-level inference: build a model from a config and segment images with any vocabulary."""
+"""The inference API of every ovdense model: ``init_model`` and ``inference_model``, and the shipped configs."""
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -46,154 +47,184 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def init_segmentor(config: str | os.PathLike, *, clip: dict | None = None, vocabulary: Any = None,
-                   device: str = 'cpu', cfg_options: dict | None = None) -> tuple[torch.nn.Module, Any]:
-    """Build an ovdense segmentor from a config and load its CLIP weights.
-
-    Args:
-        config: config file path.
-        clip: replace ``model.backbone.clip`` (``build_clip`` kwargs), e.g. a local checkpoint.
-        vocabulary: replace the config's vocabulary.
-        device: where to run.
-        cfg_options: extra config overrides.
-
-    Returns:
-        (model in eval mode, the config).
-    """
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    cfg = Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if clip is not None:
-        cfg.model.backbone.clip = clip
-    if vocabulary is not None:
-        cfg.model.vocabulary = None
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    if vocabulary is not None:
-        model.set_vocabulary(vocabulary)
-    model.init_weights()
-    return model.to(device).eval(), cfg
-
-
 def check_image_size(height: int, width: int, what: str = 'image') -> None:
     """Raise :class:`ImageReadError` naming the limit when an image has more than ``MAX_PIXELS`` pixels."""
     if height * width > MAX_PIXELS:
         raise ImageReadError(f'{what} is too large ({width}x{height} > {MAX_PIXELS} pixels)')
 
 
-@torch.no_grad()
-def segment(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *,
-            vocabulary: Vocabulary | None = None, return_probs: bool = False,
-            progress: ProgressFn | None = None) -> dict[str, torch.Tensor]:
-    """Segment one RGB image with the config's test pipeline.
-
-    Memory stays within the model's ``memory_budget`` whatever the image size and vocabulary; only
-    the label map (and the probabilities when asked for) is materialised at the image's size.
-    ``progress(stage, done, total)`` is told of text encoding, windows and tiles.
-
-    Returns:
-        ``label`` (H, W) int64 at the image's size, and ``probs`` (C, H, W) class probabilities
-        if ``return_probs`` (every ``probs_stride``-th pixel when the model has one).
-    """
-    from mmengine.dataset import Compose
-    check_image_size(*image_rgb.shape[:2])
-    steps = [t for t in cfg.test_pipeline if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
-    pipeline = Compose([dict(type='LoadImageFromNDArray'), *steps])
-    data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_path=None))  # BGR, as cv2 loads
-    batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
-    res = model.inference(batch['inputs'], [batch['data_samples'][0].metainfo], vocabulary=vocabulary,
-                          return_probs=return_probs, progress=progress)[0]
-    out = dict(label=res['label'][0])
-    if return_probs:
-        out['probs'] = res['probs']
-    return out
+FAMILIES = ('OVSegmentor', 'OVTextSegmentor', 'OVDenseCLIP', 'OVFViT')
 
 
-def init_detector(config: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
-                  vocabulary: Any = None, device: str = 'cpu',
-                  cfg_options: dict | None = None) -> tuple[torch.nn.Module, Any]:
-    """Build an ovdense open-vocabulary detector (:class:`OVFViT` or a detector with an
-    :class:`OVTextBBoxHead`), load its CLIP weights, then a trained mmengine ``checkpoint``.
+def _clip_holder(model_cfg: Any) -> Any:
+    """The config dict that names the CLIP (``backbone.clip``, or ``clip`` for CLIPSelf)."""
+    return model_cfg.backbone if 'backbone' in model_cfg and 'clip' in model_cfg.backbone else model_cfg
+
+
+def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | None = None, *,
+               clip: dict | None = None, device: str = 'cpu', cfg_options: dict | None = None,
+               allow_untrained: bool = False) -> torch.nn.Module:
+    """Build any ovdense model from its config, load its CLIP weights, then a trained checkpoint.
 
     Args:
-        config: config file path.
-        checkpoint: a trained detector (mmengine checkpoint, read with ``weights_only=True``); None keeps
-            the freshly initialised head (only useful to try the pipeline).
-        vocabulary: the classes to detect (replaces the config's).
+        config: a config file (or an mmengine ``Config``).
+        checkpoint: trained weights (an mmengine checkpoint, read with ``weights_only=True``). Models with
+            trained parts (text-seg, DenseCLIP, F-ViT) need one.
+        clip: replace the config's CLIP (``build_clip`` kwargs), e.g. ``dict(model_name='ViT-B-16',
+            checkpoint='ViT-B-16.pt')``.
         device: where to run.
-        cfg_options: extra config overrides.
+        cfg_options: extra config overrides (``{'model.slide_crop': 0}``).
+        allow_untrained: build a model with trained parts without a checkpoint (to try the pipeline only:
+            its predictions are meaningless).
 
     Returns:
-        (model in eval mode, the config).
+        the model in eval mode, with ``model.cfg`` set.
+
+    Raises:
+        FileNotFoundError: the config or checkpoint does not exist.
+        ValueError: a model with trained parts and no checkpoint.
+        CheckpointError: the checkpoint is not a weights-only state dict of this model.
     """
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
-    from mmdet.registry import MODELS
+    from mmengine.utils import import_modules_from_strings
 
     from . import fileio  # noqa: F401  (weights-only checkpoint loading)
+    from .clip import CheckpointError
 
-    cfg = Config.fromfile(str(config))
+    if isinstance(config, (str, os.PathLike)):
+        if not Path(config).is_file():
+            raise FileNotFoundError(f'config not found: {config}')
+        cfg = Config.fromfile(str(config))
+    else:
+        cfg = config.copy()
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
+    if clip is not None:
+        _clip_holder(cfg.model).clip = clip
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get('default_scope', 'mmseg')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    if checkpoint is None and not getattr(model, 'training_free', False) and not allow_untrained:
+        raise ValueError(f'{type(model).__name__} has trained parts and no checkpoint was given: pass the trained '
+                         'weights (checkpoint=..., --load-from) or allow_untrained=True to try the pipeline')
     model.init_weights()
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f'detector checkpoint not found: {checkpoint}')
-        load_checkpoint(model, str(checkpoint), map_location='cpu')
-    head = model.roi_head.bbox_head
-    if not hasattr(head, 'set_vocabulary'):
-        raise ValueError(f'{config}: the box head {type(head).__name__} is not open-vocabulary (OVTextBBoxHead)')
-    if vocabulary is not None:
-        set_detector_vocabulary(model, vocabulary)
-    model = model.to(device).eval()
-    if hasattr(model, '_prepare_text'):
-        model._prepare_text()
-    return model, cfg
+        try:
+            load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True, logger='silent')
+        except Exception as e:  # noqa: BLE001 - torch / mmengine raise many types for a wrong file
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            first = ' / '.join(lines[:3]) if lines else type(e).__name__
+            raise CheckpointError(f'checkpoint {checkpoint} cannot be loaded into {type(model).__name__} '
+                                  f'(config {config if isinstance(config, (str, os.PathLike)) else "given"}): '
+                                  f'{first[:500]}') from None
+    model.cfg = cfg
+    return model.to(device).eval()
 
 
-def set_detector_vocabulary(model: torch.nn.Module, vocabulary: Any) -> None:
-    """Change a detector's classes: :class:`OVFViT` (box and mask heads) or any detector whose box
-    head is an :class:`OVTextBBoxHead`. The text embeddings are (re)computed, from the head's cache
-    when the vocabulary was seen before, at the next prediction."""
-    vocab = Vocabulary.coerce(vocabulary)
-    if hasattr(model, 'set_vocabulary'):
-        model.set_vocabulary(vocab)
-    else:
-        model.roi_head.bbox_head.set_vocabulary(vocab)
+def _pipeline(cfg: Any, scope: str) -> Any:
+    """The config's test pipeline for in-memory images."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import DefaultScope
+    steps = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline
+    steps = [dict(t) for t in steps if t['type'].split('.')[-1] not in ('LoadImageFromFile', 'LoadAnnotations')]
+    for t in steps:
+        if t['type'].endswith('PackDetInputs'):  # no annotations at inference
+            t['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
+    with DefaultScope.overwrite_default_scope(scope):
+        return Compose([dict(type=f'{scope}.LoadImageFromNDArray'), *steps])
+
+
+ImageInput = Union[str, os.PathLike, np.ndarray]
 
 
 @torch.no_grad()
-def detect(model: torch.nn.Module, cfg: Any, image_rgb: np.ndarray, *, vocabulary: Any = None) -> Any:
-    """Detect in one RGB image with the config's test pipeline: an ``InstanceData`` with ``bboxes``
-    (N, 4) xyxy in image pixels, ``scores`` (N,), ``labels`` (N,) indices into the head's vocabulary
-    (``vocabulary`` when given: it replaces the detector's from this call on)."""
-    from mmengine.dataset import Compose
-    check_image_size(*image_rgb.shape[:2])
-    if vocabulary is not None:
-        set_detector_vocabulary(model, vocabulary)
-    steps = [t for t in cfg.test_dataloader.dataset.pipeline
-             if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')]
-    for t in steps:
-        if t['type'] == 'PackDetInputs':
-            t['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
-    pipeline = Compose([dict(type='mmdet.LoadImageFromNDArray'), *steps])
-    data = pipeline(dict(img=np.ascontiguousarray(image_rgb[:, :, ::-1]), img_id=0, img_path=None))
-    batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
-    return model.predict(batch['inputs'], batch['data_samples'])[0].pred_instances
+def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageInput], *,
+                    vocabulary: Any = None, progress: ProgressFn | None = None) -> Any:
+    """Segment or detect images with a model from :func:`init_model`, in the classes of ``vocabulary``.
+
+    Images go one at a time through the config's test pipeline (memory stays bounded whatever their
+    size and number). Every family: training-free segmentors, text-seg, DenseCLIP (``SegDataSample``:
+    ``pred_sem_seg`` (1, H, W) at the image's size, ``seg_logits`` when the model gives probabilities), and
+    F-ViT (``DetDataSample``: ``pred_instances`` with ``bboxes`` (N, 4) xyxy in image pixels, ``scores``,
+    ``labels``, and ``masks`` with a mask head). ``metainfo['classes']`` names the labels.
+
+    Args:
+        model: from :func:`init_model` (``model.cfg`` set).
+        images: a path, an (H, W, 3) uint8 BGR array (as ``cv2.imread`` / mmcv give), or a list of them.
+        vocabulary: the classes for this call (default: the model's), any form ``Vocabulary.coerce`` takes;
+            an explicit empty one is an error.
+        progress: gets ``(stage, done, total)``: ``'images'`` after each image, and from training-free
+            segmentors ``'text'``, ``'windows'``, ``'tiles'``.
+
+    Returns:
+        one data sample for one image, else a list in the order of ``images``.
+    """
+    cfg = getattr(model, 'cfg', None)
+    if cfg is None:
+        raise ValueError('the model has no cfg: build it with ovdense.apis.init_model')
+    if type(model).__name__ not in FAMILIES:
+        raise ValueError(f'inference_model runs segmentors and detectors; {type(model).__name__} is none of '
+                         f'{list(FAMILIES)}')
+    single = isinstance(images, (str, os.PathLike, np.ndarray))
+    items = [images] if single else list(images)
+    pipeline = _pipeline(cfg, cfg.get('default_scope', 'mmseg'))
+    vocab = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
+    out = []
+    with model.vocabulary_as(vocab):
+        names = tuple(model.vocabulary.names)
+        for i, item in enumerate(items):
+            if isinstance(item, np.ndarray):
+                if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
+                    raise ImageReadError(f'image {i}: expected an (H, W, 3) uint8 BGR array, got {item.dtype} '
+                                         f'{tuple(item.shape)}')
+                check_image_size(item.shape[0], item.shape[1], f'image {i}')
+                img, path = np.ascontiguousarray(item), None
+            else:
+                img, path = np.ascontiguousarray(read_image(item)[:, :, ::-1]), os.fspath(item)
+            data = pipeline(dict(img=img, img_id=i, img_path=path))
+            batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
+            stages = dict(progress=progress) if progress is not None and getattr(model, 'training_free', False) else {}
+            sample = model.predict(batch['inputs'], batch['data_samples'], **stages)[0]
+            sample.set_metainfo(dict(classes=names, img_path=path))
+            out.append(sample)
+            if progress is not None:
+                progress('images', i + 1, len(items))
+    return out[0] if single else out
 
 
-def find_config(method: str, dataset: str = 'context59', root: str | os.PathLike | None = None) -> Path:
-    """The shipped config of a method's protocol on a dataset (e.g. 'clearclip', 'context59')."""
-    root = Path(root) if root else Path(__file__).resolve().parent.parent / 'configs'
-    found = sorted((root / method).glob(f'{method}_vit-b16_{dataset}-*.py'))
+def config_root() -> Path:
+    """The folder of the shipped configs: ``ovdense/.mim/configs`` (a copy in an installed package, a
+    link to the checkout's ``configs`` in an editable one, as mmdet / mmseg ship theirs)."""
+    root = Path(__file__).resolve().parent / '.mim' / 'configs'
+    if not root.is_dir():
+        raise FileNotFoundError(f'no shipped configs at {root}: reinstall ovdense (pip install .)')
+    return root
+
+
+def list_configs(pattern: str = '*') -> list[str]:
+    """Names of the shipped configs (``'clearclip/clearclip_vit-b16_voc21-448'``) matching a glob pattern."""
+    root = config_root()
+    return sorted(str(p.relative_to(root).with_suffix('')) for p in root.rglob('*.py')
+                  if not p.relative_to(root).parts[0].startswith('_') and p.match(f'{pattern}.py'))
+
+
+def find_config(name: str, dataset: str | None = None) -> Path:
+    """A shipped config file: by name (``'clearclip_vit-b16_voc21-448'``, with or without its folder), or a
+    method's protocol on a dataset (``find_config('clearclip', 'context59')``)."""
+    root = config_root()
+    if dataset is None:
+        found = [p for p in root.rglob(f'{Path(name).name}.py') if not p.relative_to(root).parts[0].startswith('_')]
+    else:
+        found = sorted((root / name).glob(f'{name}_vit-b16_{dataset}-*.py'))
     if not found:
         methods = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('_'))
-        raise ValueError(f"no config for method '{method}' on '{dataset}' under {root}; methods: {methods}")
+        what = f"'{name}'" + (f" on '{dataset}'" if dataset else '')
+        raise ValueError(f'no shipped config for {what}; methods: {methods} (list_configs() lists them all)')
     return found[0]

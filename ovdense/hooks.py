@@ -75,7 +75,7 @@ class OVSyntheticZeroShotHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self.every_n_train_iters(runner, self.interval) or runner.rank != 0:
             return
-        from .evaluation.synthetic import image_zero_shot
+        from .testing.synthetic_eval import image_zero_shot
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         size = model.model_cfg['vision_cfg']['image_size']
         res = image_zero_shot(model.clip, num_images=self.num_images, image_size=size)
@@ -131,7 +131,7 @@ class OVZoomCurriculumHook(Hook):
 @register('HOOKS')
 class OVBaseClassesFromDatasetHook(Hook):
     """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the dataset's base classes (for the
-    VLM fusion weights) before each run, when they are only known from the data (e.g. OV-LVIS: the rare
+    VLM fusion weights; matched to the detector's vocabulary) before each run, when they are only known from the data (e.g. OV-LVIS: the rare
     categories of the annotation file are novel). Classes are matched by label index, so the head's
     display names may differ from the dataset's (``aerosol can`` / ``aerosol_can``)."""
 
@@ -141,11 +141,11 @@ class OVBaseClassesFromDatasetHook(Hook):
         meta = dataset.metainfo
         if head is None or not hasattr(head, 'base_classes') or 'base_classes' not in meta:
             return
-        classes = list(meta['classes'])
-        if len(classes) != len(head.vocabulary):
-            raise ValueError(f'the dataset has {len(classes)} classes, the box head vocabulary {len(head.vocabulary)}')
+        classes, names = list(meta['classes']), model.vocabulary.names
+        if len(classes) != len(names):
+            raise ValueError(f'the dataset has {len(classes)} classes, the detector vocabulary {len(names)}')
         base = set(meta['base_classes'])
-        head.base_classes = tuple(n for n, c in zip(head.vocabulary.names, classes) if c in base)
+        head.base_classes = tuple(n for n, c in zip(names, classes) if c in base)
 
     def before_val(self, runner) -> None:
         self._apply(runner, runner.val_dataloader.dataset)

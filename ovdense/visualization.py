@@ -1,4 +1,5 @@
-"""Colored overlays with a legend, written atomically."""
+"""Colored overlays with a legend, the result files of the demos (label maps with their vocabulary,
+detections), all written atomically."""
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ def overlay_segmentation(image_rgb: np.ndarray, label: np.ndarray, names: Sequen
     Returns:
         (H', W + legend width, 3) uint8 RGB.
     """
+    names = [legend_name(n) for n in names]
     colors = palette(len(names))
     color_map = colors[np.clip(label, 0, len(names) - 1)]
     out = (image_rgb.astype(np.float32) * (1 - alpha) + color_map.astype(np.float32) * alpha).astype(np.uint8)
@@ -43,6 +45,14 @@ def overlay_segmentation(image_rgb: np.ndarray, label: np.ndarray, names: Sequen
     return canvas
 
 
+LEGEND_CHARS = 40
+
+
+def legend_name(name: str) -> str:
+    """A class name cut to :data:`LEGEND_CHARS` characters for legends and box labels (the files keep it whole)."""
+    return name if len(name) <= LEGEND_CHARS else name[:LEGEND_CHARS - 3] + '...'
+
+
 def draw_detections(image_rgb: np.ndarray, pred_instances, names: Sequence[str], *,
                     score_thr: float = 0.3) -> np.ndarray:
     """Predicted boxes (and masks) with 'class score' labels, drawn by mmdet's DetLocalVisualizer:
@@ -50,7 +60,7 @@ def draw_detections(image_rgb: np.ndarray, pred_instances, names: Sequence[str],
     from mmdet.structures import DetDataSample
     from mmdet.visualization import DetLocalVisualizer
     vis = DetLocalVisualizer.get_instance('ovdense_detections')
-    vis.dataset_meta = dict(classes=tuple(names), palette=[tuple(int(v) for v in c) for c in palette(len(names))])
+    vis.dataset_meta = dict(classes=tuple(legend_name(n) for n in names), palette=[tuple(int(v) for v in c) for c in palette(len(names))])
     sample = DetDataSample(pred_instances=pred_instances.cpu())
     vis.add_datasample('detections', np.ascontiguousarray(image_rgb), sample, draw_gt=False, show=False,
                        pred_score_thr=score_thr)
@@ -91,3 +101,51 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
     """JSON (indented) written atomically."""
     import json
     write_bytes_atomic(path, (json.dumps(obj, indent=1) + '\n').encode())
+
+
+def unique_stems(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Output names for input files: the file stem, or, when stems collide (``d1/x.png``, ``d2/x.png``,
+    ``d2/x.jpg``), the path below the inputs' common folder with ``__`` for ``/`` and the suffix kept
+    (``d1__x_png``), so no result overwrites another."""
+    paths = [Path(p).resolve() for p in paths]
+    stems = [p.stem for p in paths]
+    common = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path('.')
+    out = []
+    for p, stem in zip(paths, stems):
+        if stems.count(stem) > 1:
+            rel = p.relative_to(common)
+            stem = '__'.join([*rel.parent.parts, rel.stem]) + '_' + p.suffix.lstrip('.')
+        out.append(stem)
+    for i, name in enumerate(out):  # still equal (same resolved file given twice): number them
+        if out.count(name) > 1:
+            out[i] = f'{name}_{out[:i].count(name) + 1}'
+    return out
+
+
+def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, label: np.ndarray,
+                      classes: Sequence[Sequence[str]], **meta: object) -> dict[str, Path]:
+    """Write ``STEM_overlay.png`` (colored classes and legend), ``STEM_label.png`` (class index per pixel,
+    uint8, or uint16 beyond 256 classes) and ``STEM_label.json`` (the vocabulary that made it: per index its
+    names, the pixel share of each class found, and ``meta``). Returns the paths by kind."""
+    out = Path(out_dir)
+    counts = np.bincount(label.ravel(), minlength=len(classes))
+    shares = {classes[i][0]: round(100.0 * counts[i] / label.size, 2) for i in np.argsort(-counts) if counts[i] > 0}
+    files = dict(overlay=out / f'{stem}_overlay.png', label=out / f'{stem}_label.png', json=out / f'{stem}_label.json')
+    write_image_atomic(files['label'], label.astype('uint8' if len(classes) <= 256 else 'uint16'), rgb=False)
+    write_json_atomic(files['json'], dict(classes=[list(c) for c in classes], shares_percent=shares, **meta))
+    write_image_atomic(files['overlay'], overlay_segmentation(image_rgb, label, [c[0] for c in classes]))
+    return files
+
+
+def save_detections(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, pred_instances,
+                    names: Sequence[str], *, score_thr: float, **meta: object) -> tuple[dict[str, Path], list[dict]]:
+    """Write ``STEM_det.png`` (boxes with class and score) and ``STEM_det.json`` (the vocabulary, ``meta``
+    and the detections scoring at least ``score_thr``). Returns the paths by kind and the detections."""
+    out = Path(out_dir)
+    p = pred_instances.cpu()
+    dets = [dict(label=names[int(c)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
+            for b, s, c in zip(p.bboxes, p.scores, p.labels) if s >= score_thr]
+    files = dict(image=out / f'{stem}_det.png', json=out / f'{stem}_det.json')
+    write_image_atomic(files['image'], draw_detections(image_rgb, p, names, score_thr=score_thr))
+    write_json_atomic(files['json'], dict(classes=list(names), score_thr=score_thr, **meta, detections=dets))
+    return files, dets

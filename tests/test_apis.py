@@ -1,59 +1,156 @@
-"""The public segmentation API on images of any shape, in bounded memory, with the shipped tiny CLIP."""
-from pathlib import Path
+"""The one inference API: ``init_model`` / ``inference_model`` on every family, images of any shape, in
+bounded memory, with trained weights loaded from checkpoints and a vocabulary changed between calls."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.runner import save_checkpoint
 
 from ovdense import apis
-from ovdense.apis import ImageReadError, init_segmentor, segment
+from ovdense.clip import CheckpointError
+from ovdense.apis import ImageReadError, find_config, inference_model, init_model, list_configs
 from ovdense.vocabulary import Vocabulary
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / 'configs/synthetic/naclip_tinyclip_synthetic-128.py'
+CONFIG = find_config('naclip_tinyclip_synthetic-128')
 VOCAB = Vocabulary.from_list(['grass', 'water', ['star', 'stars'], 'circle', 'square', 'heart'])
+TINY4 = dict(model_cfg=dict(embed_dim=32, quick_gelu=True,
+                            vision_cfg=dict(image_size=64, layers=4, width=64, head_width=32, patch_size=16),
+                            text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1)))
 
 
 @pytest.fixture(scope='module')
-def model_cfg():
-    return init_segmentor(CONFIG, vocabulary=VOCAB, cfg_options={'model.pamr': dict(num_iter=3, dilations=(4, 8))})
+def model():
+    return init_model(CONFIG, cfg_options={'model.pamr': dict(num_iter=3, dilations=(4, 8)), 'model.return_probs': True})
 
 
 def _image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def test_small_budget_gives_the_same_segmentation(model_cfg):
-    model, cfg = model_cfg
+def test_small_budget_gives_the_same_segmentation(model):
     image = _image(150, 230)
-    whole = segment(model, cfg, image, return_probs=True)
+    whole = inference_model(model, image, vocabulary=VOCAB)
     budget = model.memory_budget
     try:
         model.memory_budget = 100_000  # tiles of a few dozen pixels, chunks of one or two classes
-        small = segment(model, cfg, image, return_probs=True)
+        small = inference_model(model, image, vocabulary=VOCAB)
     finally:
         model.memory_budget = budget
-    assert torch.equal(small['label'], whole['label'])
-    assert torch.allclose(small['probs'], whole['probs'], atol=1e-6)
-    assert whole['label'].shape == (150, 230) and len(whole['label'].unique()) > 1
-    assert 'probs' not in segment(model, cfg, image)  # probabilities only when asked for
+    assert torch.equal(small.pred_sem_seg.data, whole.pred_sem_seg.data)
+    assert torch.allclose(small.seg_logits.data, whole.seg_logits.data, atol=1e-6)
+    assert whole.pred_sem_seg.data.shape == (1, 150, 230) and len(whole.pred_sem_seg.data.unique()) > 1
+    assert whole.metainfo['classes'] == tuple(VOCAB.names)
 
 
 @pytest.mark.parametrize('shape', [(1, 400), (3, 5000), (500, 2)])
-def test_thin_images(model_cfg, shape):
-    model, cfg = model_cfg
-    out = segment(model, cfg, _image(*shape))
-    assert out['label'].shape == shape and int(out['label'].max()) < len(VOCAB)
+def test_thin_images(model, shape):
+    out = inference_model(model, _image(*shape), vocabulary=VOCAB)
+    assert out.pred_sem_seg.data.shape == (1, *shape) and int(out.pred_sem_seg.data.max()) < len(VOCAB)
 
 
-def test_over_the_pixel_limit_is_refused_by_name(model_cfg, monkeypatch):
-    model, cfg = model_cfg
+def test_paths_arrays_and_bad_input(model, tmp_path, monkeypatch):
+    img = _image(64, 80, seed=3)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)  # BGR on disk, as cv2 / mmcv read it
+    by_path, by_array = inference_model(model, [tmp_path / 'a.png', img])
+    assert torch.equal(by_path.pred_sem_seg.data, by_array.pred_sem_seg.data)
+    assert by_path.img_path == str(tmp_path / 'a.png')
+    (tmp_path / 'bad.png').write_bytes(b'not a png')
+    with pytest.raises(ImageReadError, match='bad.png.*corrupt'):
+        inference_model(model, tmp_path / 'bad.png')
+    with pytest.raises(ImageReadError, match=r'uint8 BGR array, got float32'):
+        inference_model(model, img.astype(np.float32))
+    with pytest.raises(ValueError, match='empty vocabulary'):
+        inference_model(model, img, vocabulary=[])
     monkeypatch.setattr(apis, 'MAX_PIXELS', 10_000)
     with pytest.raises(ImageReadError, match=r'too large \(101x100 > 10000 pixels\)'):
-        segment(model, cfg, _image(100, 101))
+        inference_model(model, _image(100, 101))
 
 
-def test_explicit_empty_vocabulary_is_an_error(model_cfg):
-    model, cfg = model_cfg
-    with pytest.raises(ValueError, match='empty vocabulary'):
-        segment(model, cfg, _image(20, 20), vocabulary=[])
+def _family(name, tmp_path):
+    """A model of each family from its shipped config, small enough for CPU; the trained ones get a
+    checkpoint of (random) trained weights written and loaded through ``init_model``."""
+    if name == 'OVSegmentor':
+        return init_model(find_config('clearclip_tinyclip_synthetic-128'))
+    clip = TINY4 if name == 'OVDenseCLIP' else None
+    if name == 'OVTextSegmentor':
+        config, opts = find_config('textseg_tinyclip_synthetic-128'), {}
+    elif name == 'OVDenseCLIP':
+        config = find_config('denseclip_vit-b16_ade20k-640')
+        opts = {'model.backbone.out_indices': (0, 1, 2, 3),
+                'model.backbone.norm_cfg': dict(type='BN'), 'model.decode_head.norm_cfg': dict(type='BN'),
+                'model.context_decoder.transformer_width': 32, 'model.neck.in_channels': [64, 64, 64 + 150, 64],
+                'model.data_preprocessor.size': (64, 64), 'model.test_cfg': dict(mode='whole')}
+    else:
+        config = find_config('fvit_tinyclip_synthetic-128')
+        opts = {}
+    with pytest.raises(ValueError, match='has trained parts and no checkpoint'):
+        init_model(config, cfg_options=opts, clip=clip)
+    torch.manual_seed(1)
+    trained = init_model(config, cfg_options=opts, clip=clip, allow_untrained=True)
+    with torch.no_grad():  # stands for training: every trained parameter moves
+        for n, p in trained.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path / f'{name}.pth'
+    save_checkpoint({'state_dict': trained.state_dict()}, str(path))
+    model = init_model(config, path, cfg_options=opts, clip=clip)
+    for (n, a), b in zip(trained.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), n  # the checkpoint is what was loaded
+    return model
+
+
+@pytest.mark.parametrize('family', apis.FAMILIES)
+def test_inference_model_every_family(family, tmp_path):
+    """Two images (a path and an array, different sizes) and a vocabulary changed between calls."""
+    model = _family(family, tmp_path)
+    assert type(model).__name__ == family and model.cfg is not None
+    img = _image(96, 128, seed=1)
+    cv2.imwrite(str(tmp_path / 'x.png'), _image(80, 100, seed=2))
+    first = inference_model(model, [tmp_path / 'x.png', img])
+    names = tuple(model.vocabulary.names)
+    if family == 'OVDenseCLIP':  # its decode head is sized by its 150 trained classes: a subset is renamed
+        other = [f'thing {i}' for i in range(150)]
+    else:
+        other = ['circle', 'sky', 'road']
+    second = inference_model(model, [tmp_path / 'x.png', img], vocabulary=other)
+    assert tuple(model.vocabulary.names) == names  # the call's vocabulary does not stick
+    for a, b, (h, w) in zip(first, second, [(80, 100), (96, 128)]):
+        assert a.metainfo['classes'] == names and b.metainfo['classes'] == tuple(other)
+        if family == 'OVFViT':
+            assert a.pred_instances.bboxes.shape[1] == 4 and len(a.pred_instances) > 0
+            assert int(b.pred_instances.labels.max()) < len(other)
+            assert (a.pred_instances.bboxes[:, 2] <= w + 1e-3).all() and (a.pred_instances.bboxes[:, 3] <= h + 1e-3).all()
+        else:
+            assert a.pred_sem_seg.data.shape == b.pred_sem_seg.data.shape == (1, h, w)
+            assert int(a.pred_sem_seg.data.max()) < len(names) and int(b.pred_sem_seg.data.max()) < len(other)
+    if family != 'OVFViT':  # another vocabulary gives another segmentation
+        assert not torch.equal(first[1].pred_sem_seg.data, second[1].pred_sem_seg.data)
+    again = inference_model(model, img)
+    if family == 'OVFViT':
+        assert torch.equal(again.pred_instances.scores, first[1].pred_instances.scores)
+    else:
+        assert torch.equal(again.pred_sem_seg.data, first[1].pred_sem_seg.data)
+
+
+def test_init_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config not found'):
+        init_model(tmp_path / 'missing.py')
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        init_model(CONFIG, tmp_path / 'missing.pth')
+    (tmp_path / 'junk.pth').write_bytes(b'\x00' * 64)
+    with pytest.raises(CheckpointError, match='junk.pth cannot be loaded into OVSegmentor'):
+        init_model(CONFIG, tmp_path / 'junk.pth')
+    save_checkpoint({'state_dict': {'head.weight': torch.zeros(3)}}, str(tmp_path / 'other.pth'))
+    with pytest.raises(CheckpointError, match='other.pth.*(missing|unexpected)'):
+        init_model(CONFIG, tmp_path / 'other.pth')
+
+
+def test_list_and_find_configs():
+    names = list_configs()
+    assert 'clearclip/clearclip_vit-b16_voc21-448' in names and not any(n.startswith('_base_') for n in names)
+    assert list_configs('synthetic/*clip*_tinyclip_*')
+    assert find_config('clearclip', 'context59').name == 'clearclip_vit-b16_context59-448.py'
+    assert find_config('configs/naclip/naclip_vit-b16_voc21-336').name == 'naclip_vit-b16_voc21-336.py'
+    with pytest.raises(ValueError, match=r"methods: \['clearclip'"):
+        find_config('segformer', 'voc21')

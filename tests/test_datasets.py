@@ -121,7 +121,7 @@ def test_maskclip_context59_uses_maskclips_own_names():
     """MaskCLIP prompts its Context-59 classes by its prompt_engineering.py names, not mmseg's."""
     from ovdense.vocabulary import Vocabulary
     cfg = Config.fromfile('configs/maskclip/maskclip_vit-b16_context59-520x520.py')
-    names = Vocabulary.coerce(cfg.model.vocabulary).names
+    names = Vocabulary.coerce(cfg.model.text_encoder.vocabulary).names
     mmseg = Vocabulary.from_dataset('context59').names
     assert len(names) == 59 and [(a, b) for a, b in zip(names, mmseg) if a != b] == [
         ('airplane', 'aeroplane'), ('potted plant', 'pottedplant'), ('tv monitor', 'tvmonitor')]

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from ovdense.evaluation import dense_zero_shot, image_zero_shot
+from ovdense.testing.synthetic_eval import dense_zero_shot, image_zero_shot
 
 
 def test_image_zero_shot_reports(tiny_clip):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ovdense.parity import run_case
+from ovdense.testing.parity import run_case
 from ovdense.testing import golden_dir
 
 from .conftest import requires_shared

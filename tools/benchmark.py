@@ -29,7 +29,7 @@ def build(args):
     from ovdense.models import OVCLIPViT, OVSegmentor
     from ovdense.vocabulary import Vocabulary
     clip = dict(model_name=args.model) if not args.clip_config else dict(config_file=args.clip_config)
-    seg = OVSegmentor(OVCLIPViT(clip, args.mode), Vocabulary.from_dataset(args.vocab), templates='none',
+    seg = OVSegmentor(OVCLIPViT(clip, args.mode), dict(vocabulary=Vocabulary.from_dataset(args.vocab), templates='none'),
                       slide_crop=args.crop, slide_stride=args.stride, window_batch=args.window_batch).eval()
     return seg
 
@@ -41,7 +41,7 @@ def run_seg(args) -> dict:
     h, w = args.size
     x = torch.randn(1, 3, h, w)
     meta = [dict(img_shape=(h, w), ori_shape=(h, w))]
-    seg.text_embeddings()  # cached text side, as in a dataset run
+    seg.class_embeddings()  # cached text side, as in a dataset run
     visual = seg.backbone.clip.visual
     windows = slide_windows(h, w, args.crop, args.stride) if args.crop > 0 else [(0, 0, h, w)]
     crops = torch.stack([x[0, :, y1:y2, x1:x2] for y1, x1, y2, x2 in windows])
@@ -100,29 +100,30 @@ def run_clipself(args) -> dict:
 
 
 def run_scale(args) -> dict:
-    """Seconds and peak RSS of one image of any size through ``init_segmentor`` + ``segment``."""
+    """Seconds and peak RSS of one image of any size through ``init_model`` + ``inference_model``."""
     import numpy as np
     from mmengine.config import Config
 
-    from ovdense.apis import find_config, init_segmentor, read_image, segment
+    from ovdense.apis import find_config, inference_model, init_model, read_image
     from ovdense.vocabulary import Vocabulary
     torch.set_num_threads(args.threads)
     if args.model:
         clip = dict(model_name=args.model)  # random weights of that architecture
     else:
-        clip = dict(config_file=args.clip_config or 'ovdense/assets/tinyclip_synthetic.json',
-                    checkpoint=args.checkpoint or 'ovdense/assets/tinyclip_synthetic.safetensors')
+        from ovdense.assets import TINYCLIP_SYNTHETIC
+        clip = dict(config_file=args.clip_config or TINYCLIP_SYNTHETIC['config_file'],
+                    checkpoint=args.checkpoint or TINYCLIP_SYNTHETIC['checkpoint'])
     if args.classes:
         vocab = Vocabulary.from_list([f'class {i}' for i in range(args.classes)])
     else:
         vocab = Vocabulary.from_txt(args.vocab) if Path(args.vocab).is_file() else Vocabulary.from_dataset(args.vocab)
-    opts = {} if args.templates is None else {'model.templates': args.templates}
+    opts = {} if args.templates is None else {'model.text_encoder.templates': args.templates}
     if args.budget:
         opts['model.memory_budget'] = args.budget
-    config = args.config or find_config(args.mode)
+    config = args.config or find_config(args.mode, 'context59')
     if args.model and isinstance(Config.fromfile(str(config)).model.backbone.get('proxy'), dict):
         opts['model.backbone.proxy.pretrained'] = False  # random VFM weights too
-    model, cfg = init_segmentor(config, clip=clip, vocabulary=vocab, cfg_options=opts)
+    model = init_model(config, clip=clip, cfg_options=opts)
     h, w = args.size
     if args.image:
         import cv2
@@ -148,11 +149,11 @@ def run_scale(args) -> dict:
             setattr(model.pamr, name, timed)
     t = time.perf_counter()
     with torch.no_grad():
-        model.text_embeddings(vocab)
+        model.class_embeddings(vocab)
     text_s = time.perf_counter() - t
     text_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    label = segment(model, cfg, image, vocabulary=vocab)['label']
+    label = inference_model(model, image[:, :, ::-1], vocabulary=vocab).pred_sem_seg.data
     seg_s = time.perf_counter() - t
     return dict(dense_mode=model.backbone.mode, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=round(seg_s, 2),
                 pamr_s=round(pamr_s[0], 2), classes_in_label=int(label.unique().numel()),

@@ -9,7 +9,7 @@ import torch
 
 from ovdense.clip import build_clip
 from ovdense.datasets.synthetic import NOVEL_CLASSES, OBJECT_CLASSES, STUFF_CLASSES
-from ovdense.evaluation import dense_zero_shot, image_zero_shot
+from ovdense.testing.synthetic_eval import dense_zero_shot, image_zero_shot
 from ovdense.models.backbones import CLIP_ONLY_MODES
 
 

@@ -6,7 +6,7 @@ Prints the max absolute difference per tensor and exits non-zero if any exceeds 
 import argparse
 import sys
 
-from ovdense.parity import run_case
+from ovdense.testing.parity import run_case
 
 
 def main() -> int:

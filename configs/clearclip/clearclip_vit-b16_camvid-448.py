@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=448,
     slide_stride=224,
-    vocabulary=dict(dataset='camvid'))
+    text_encoder=dict(vocabulary=dict(dataset='camvid')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 448), keep_ratio=True),

@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=224,  # ClearCLIP's Cityscapes config uses 224 windows (stride stays 224)
     slide_stride=224,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt'))
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 448), keep_ratio=True),

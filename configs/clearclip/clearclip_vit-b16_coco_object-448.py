@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=448,
     slide_stride=224,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_sclip.txt'),
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_sclip.txt')),
     prob_thd=0.4)
 test_pipeline = [
     dict(type='LoadImageFromFile'),

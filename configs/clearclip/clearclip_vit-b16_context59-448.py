@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=448,
     slide_stride=224,
-    vocabulary=dict(dataset='context59'))
+    text_encoder=dict(vocabulary=dict(dataset='context59')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 448), keep_ratio=True),

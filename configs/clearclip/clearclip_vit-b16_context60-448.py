@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=448,
     slide_stride=224,
-    vocabulary=dict(dataset='context60'),
+    text_encoder=dict(vocabulary=dict(dataset='context60')),
     prob_thd=0.15)
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -6,7 +6,7 @@ model = dict(
     logit_scale=50.0,
     slide_crop=448,
     slide_stride=224,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/voc21_clearclip.txt'),
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/voc21_clearclip.txt')),
     prob_thd=0.5)
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -5,7 +5,8 @@
 #   bash tools/dist_train.sh configs/fvit/fvit_vit-b16_ov-coco-640.py 8
 _base_ = ['../_base_/models/fvit_vit-b16.py']
 from ovdense.datasets.det import OV_COCO_BASE, OV_COCO_CLASSES  # noqa: E402
-model = dict(roi_head=dict(bbox_head=dict(vocabulary=list(OV_COCO_CLASSES), base_classes=list(OV_COCO_BASE))))
+model = dict(text_encoder=dict(vocabulary=list(OV_COCO_CLASSES)),
+             roi_head=dict(bbox_head=dict(base_classes=list(OV_COCO_BASE))))
 data_root = 'data/coco/'
 image_size = (640, 640)
 train_pipeline = [

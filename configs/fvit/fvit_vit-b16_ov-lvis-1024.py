@@ -6,8 +6,9 @@
 _base_ = ['../_base_/models/fvit_vit-b16.py']
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
+    text_encoder=dict(vocabulary=dict(dataset='lvis')),
     roi_head=dict(
-        bbox_head=dict(vocabulary=dict(dataset='lvis'), vlm_temperature=50.0, alpha=0.1, beta=0.6),
+        bbox_head=dict(vlm_temperature=50.0, alpha=0.1, beta=0.6),
         mask_roi_extractor=dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
                                 out_channels=256, featmap_strides=[4, 8, 16, 32]),
         mask_head=dict(type='FCNMaskHead', num_convs=4, in_channels=256, conv_out_channels=256, num_classes=1203,

@@ -5,10 +5,9 @@ model = dict(
     # zero-padded patch embedding, bicubic position resize by size, whole-image inference, no scale
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
     backbone=dict(mode='maskclip', pos_interp='bicubic', patch_padding='corner', ln_eps=1e-6, act='gelu'),
-    templates='maskclip',
+    text_encoder=dict(templates='maskclip', vocabulary=dict(dataset='ade20k')),
     logit_scale=1.0,
-    slide_crop=0,
-    vocabulary=dict(dataset='ade20k'))
+    slide_crop=0)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),

@@ -4,7 +4,7 @@ model = dict(
     backbone=dict(mode='naclip', naclip_std=5.0),
     pamr=dict(num_iter=10, dilations=(8, 16)),
     renormalize=True,
-    vocabulary=dict(dataset='camvid'))
+    text_encoder=dict(vocabulary=dict(dataset='camvid')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 336), keep_ratio=True),

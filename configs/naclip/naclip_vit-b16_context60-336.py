@@ -4,7 +4,7 @@ model = dict(
     backbone=dict(mode='naclip', naclip_std=5.0),
     pamr=dict(num_iter=10, dilations=(8, 16)),
     renormalize=True,
-    vocabulary=dict(dataset='context60'),
+    text_encoder=dict(vocabulary=dict(dataset='context60')),
     prob_thd=0.1)
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -11,4 +11,4 @@ model = dict(
     prob_thd=0.0,
     slide_crop=336,
     slide_stride=112,
-    vocabulary=dict(dataset='camvid'))
+    text_encoder=dict(vocabulary=dict(dataset='camvid')))

@@ -11,7 +11,7 @@ model = dict(
     prob_thd=0.0,
     slide_crop=224,
     slide_stride=112,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_proxyclip.txt'))
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_proxyclip.txt')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 448), keep_ratio=True),

@@ -13,4 +13,4 @@ model = dict(
     prob_thd=0.25,
     slide_crop=336,
     slide_stride=112,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_proxyclip.txt'))
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_proxyclip.txt')))

@@ -11,4 +11,4 @@ model = dict(
     prob_thd=0.15,
     slide_crop=336,
     slide_stride=112,
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/context60_proxyclip.txt'))
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/context60_proxyclip.txt')))

@@ -2,7 +2,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_object.py']
 model = dict(
     backbone=dict(mode='sclip'),
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_sclip.txt'),
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/coco_object_sclip.txt')),
     logit_scale=50,
     prob_thd=0.1)
 test_pipeline = [

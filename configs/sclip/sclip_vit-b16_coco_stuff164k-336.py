@@ -2,7 +2,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_stuff164k.py']
 model = dict(
     backbone=dict(mode='sclip'),
-    vocabulary=dict(dataset='coco_stuff171'))
+    text_encoder=dict(vocabulary=dict(dataset='coco_stuff171')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 336), keep_ratio=True),

@@ -2,7 +2,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/voc20.py']
 model = dict(
     backbone=dict(mode='sclip'),
-    vocabulary=dict(dataset='voc20'))
+    text_encoder=dict(vocabulary=dict(dataset='voc20')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 336), keep_ratio=True),

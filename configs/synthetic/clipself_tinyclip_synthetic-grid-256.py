@@ -2,12 +2,11 @@
 #   python tools/train.py configs/synthetic/clipself_tinyclip_synthetic-grid-256.py
 #   python tools/test.py configs/synthetic/clipself_tinyclip_synthetic-grid-256.py   (region classification)
 _base_ = ['../_base_/models/clipself.py', '../_base_/datasets/synthetic_clipself.py']
-assets = '{{fileDirname}}/../../ovdense/assets/'
+from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 model = dict(
-    clip=dict(_delete_=True, config_file=assets + 'tinyclip_synthetic.json', checkpoint=assets + 'tinyclip_synthetic.safetensors'),
-    vocabulary=['circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon', 'crescent',
-                'arrow', 'heart', 'pentagon'],
-    templates=['a picture with a {}.'])
+    clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC),
+    text_encoder=dict(vocabulary=['circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond', 'hexagon', 'crescent',
+                'arrow', 'heart', 'pentagon'], templates=['a picture with a {}.']))
 max_iters = 600
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 param_scheduler = [

@@ -11,12 +11,12 @@
 # 16.1 without fusion, 73.4 / 12.4 with it; with the CLIPSelf-128 CLIP 80.5 / 15.3 and 76.5 / 25.2 (README).
 _base_ = ['../_base_/models/fvit_vit-b16.py']
 from ovdense.datasets.synthetic import BASE_CLASSES, NOVEL_CLASSES, OBJECT_CLASSES  # noqa: E402
-assets = '{{fileDirname}}/../../ovdense/assets/'
+from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 bn = dict(type='BN', requires_grad=True)
 split = dict(classes=list(OBJECT_CLASSES), base_classes=list(BASE_CLASSES), novel_classes=list(NOVEL_CLASSES))
 model = dict(
-    backbone=dict(clip=dict(_delete_=True, config_file=assets + 'tinyclip_synthetic.json',
-                            checkpoint=assets + 'tinyclip_synthetic.safetensors'),
+    text_encoder=dict(vocabulary=list(OBJECT_CLASSES), templates=['a picture with a {}.']),
+    backbone=dict(clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC),
                   out_indices=(0, 1, 2, 3), mode='naclip', norm_cfg=bn),
     neck=dict(in_channels=[192] * 4, out_channels=128, norm_cfg=bn),
     rpn_head=dict(in_channels=128, feat_channels=128, anchor_generator=dict(scales=[4])),
@@ -24,8 +24,7 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=128),
         vlm_roi_extractor=dict(out_channels=128),
         bbox_head=dict(in_channels=128, fc_out_channels=256, num_shared_convs=0, num_shared_fcs=2, embed_dim=128,
-                       norm_cfg=bn, vocabulary=list(OBJECT_CLASSES), base_classes=list(BASE_CLASSES),
-                       templates=['a picture with a {}.'], vlm_temperature=None)),  # the CLIP's own (16.5)
+                       norm_cfg=bn, base_classes=list(BASE_CLASSES), vlm_temperature=None)),  # the CLIP's own (16.5)
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
 train_pipeline = [

@@ -8,7 +8,7 @@
 #   python tools/test.py configs/synthetic/textseg_tinyclip_synthetic-128.py --load-from work_dirs/.../iter_1500.pth
 _base_ = ['mmseg::_base_/default_runtime.py', '../_base_/datasets/synthetic.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-assets = '{{fileDirname}}/../../ovdense/assets/'
+from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 classes = ['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond',
            'hexagon', 'crescent', 'arrow', 'heart', 'pentagon']
 model = dict(
@@ -16,14 +16,12 @@ model = dict(
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323],
                            bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(128, 128)),
     backbone=dict(type='OVCLIPViT', mode='maskclip', out_indices=(1, 2), frozen=True,
-                  clip=dict(config_file=assets + 'tinyclip_synthetic.json',
-                            checkpoint=assets + 'tinyclip_synthetic.safetensors')),
+                  clip=dict(**TINYCLIP_SYNTHETIC)),
     decode_head=dict(type='OVTextSegHead', in_channels=[192, 192, 128], channels=128, embed_dim=128, num_convs=2,
                      dropout_ratio=0.0, norm_cfg=dict(type='BN', requires_grad=True), align_corners=False,
                      loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    vocabulary=classes,
+    text_encoder=dict(vocabulary=classes, templates=['a picture with a {}.']),
     unseen=['star', 'hexagon', 'heart'],
-    templates=['a picture with a {}.'],
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 train_pipeline = [

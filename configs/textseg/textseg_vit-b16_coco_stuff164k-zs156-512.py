@@ -5,7 +5,7 @@
 _base_ = ['../_base_/models/textseg_vit-b16.py', 'mmseg::_base_/datasets/coco-stuff164k.py']
 unseen = ['frisbee', 'skateboard', 'cardboard', 'carrot', 'scissors', 'suitcase', 'giraffe', 'cow', 'road',
           'wall-concrete', 'tree', 'grass', 'river', 'clouds', 'playingfield']
-model = dict(vocabulary=dict(dataset='coco_stuff171'), unseen=unseen)
+model = dict(text_encoder=dict(vocabulary=dict(dataset='coco_stuff171')), unseen=unseen)
 split = dict(novel_classes=unseen)  # dataset metadata: read by OVZeroShotIoUMetric
 train_dataloader = dict(batch_size=4, dataset=dict(metainfo=split))
 val_dataloader = dict(dataset=dict(metainfo=split))

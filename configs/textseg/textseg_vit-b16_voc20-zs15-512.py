@@ -4,7 +4,7 @@
 #   bash tools/dist_train.sh configs/textseg/textseg_vit-b16_voc20-zs15-512.py 4
 _base_ = ['../_base_/models/textseg_vit-b16.py', 'mmseg::_base_/datasets/pascal_voc12_aug.py']
 unseen = ['pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor']
-model = dict(vocabulary=dict(dataset='voc20'), unseen=unseen)
+model = dict(text_encoder=dict(vocabulary=dict(dataset='voc20')), unseen=unseen)
 split = dict(novel_classes=unseen)  # dataset metadata: read by OVZeroShotIoUMetric
 voc = dict(type='OVPascalVOC20Dataset', data_root='data/VOCdevkit/VOC2012', metainfo=split)
 train_pipeline = [

@@ -2,7 +2,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/cityscapes.py']
 model = dict(
     backbone=dict(mode='vanilla'),
-    vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt'))
+    text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 560), keep_ratio=True),

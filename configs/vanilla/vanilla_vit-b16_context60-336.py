@@ -2,7 +2,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/context60.py']
 model = dict(
     backbone=dict(mode='vanilla'),
-    vocabulary=dict(dataset='context60'),
+    text_encoder=dict(vocabulary=dict(dataset='context60')),
     logit_scale=50,
     prob_thd=0.1)
 test_pipeline = [

@@ -123,7 +123,7 @@ class CLIPModel(nn.Module):
         self.name = name
         self.pretrained = pretrained
         self.checkpoint = checkpoint
-        self._text_fingerprint: str | None = None
+        self._text_fingerprint: tuple[tuple, str] | None = None  # (text_state(), hash)
 
     # ------------------------------------------------------------------ weights
     def load_weights(self, *, cache_dir: str | None = None) -> None:
@@ -155,7 +155,6 @@ class CLIPModel(nn.Module):
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as e:  # shape mismatches
             raise CheckpointError(f"checkpoint {path} does not fit model '{self.name}': {e}") from None
-        self._text_fingerprint = None
 
     def save(self, out_dir: str | os.PathLike, name: str, *,
              state_dict: Mapping[str, torch.Tensor] | None = None,
@@ -223,18 +222,28 @@ class CLIPModel(nn.Module):
         """Image embeddings (B, D) of normalised images (B, 3, H, W) at the native size."""
         return self.model.encode_image(images, normalize=normalize)
 
+    def _text_tensors(self) -> list[tuple[str, torch.Tensor]]:
+        return [(n, t) for n, t in [*self.model.named_parameters(), *self.model.named_buffers()]
+                if not n.startswith('visual.')]
+
+    def text_state(self) -> tuple:
+        """A cheap key that changes whenever the text tower's weights may have: the identity, storage and
+        version counter of every text tensor. ``load_state_dict`` (and so mmengine's ``load_checkpoint``)
+        copies in place, which bumps the version counters; replacing a parameter changes its identity."""
+        return (id(self.tokenizer), *((n, id(t), t.data_ptr(), t._version) for n, t in self._text_tensors()))
+
     def text_fingerprint(self) -> str:
-        """Hash of the text tower's weights and tokenizer: the key of cached text embeddings."""
-        if self._text_fingerprint is None:
+        """Hash of the text tower's weights and tokenizer: the key of cached text embeddings. Recomputed
+        whenever :meth:`text_state` changed (any load or in-place edit), so cached embeddings never go stale."""
+        state = self.text_state()
+        if self._text_fingerprint is None or self._text_fingerprint[0] != state:
             h = hashlib.blake2b(digest_size=16)
             h.update(type(self.tokenizer).__name__.encode())
-            for name, tensor in sorted(self.model.state_dict().items()):
-                if name.startswith('visual.'):
-                    continue
+            for name, tensor in sorted(self._text_tensors(), key=lambda nt: nt[0]):
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
-            self._text_fingerprint = h.hexdigest()
-        return self._text_fingerprint
+            self._text_fingerprint = (state, h.hexdigest())
+        return self._text_fingerprint[1]
 
     def text_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the text tower (everything outside ``visual``)."""

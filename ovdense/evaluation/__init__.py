@@ -1,3 +1,1 @@
-from .synthetic import dense_zero_shot, image_zero_shot
-
-__all__ = ['image_zero_shot', 'dense_zero_shot']
+"""Metrics: mmseg / mmdet metrics with the zero-shot (seen / unseen) protocol, region classification."""

@@ -8,9 +8,10 @@ from .vfm_pretrainer import OVVFMPretrainer
 from .text_seg import OVTextSegHead, OVTextSegmentor
 from .detection import OVFViT, OVFViTBackbone, OVFViTRoIHead, OVTextBBoxHead
 from .segmentors import OVSegmentor
+from .text import ClassEmbeddings, OVTextEncoder
 from .. import datasets, fileio, hooks  # noqa: F401  (register datasets, file backend and hooks too)
 from ..evaluation import ov_coco, region, zero_shot_iou  # noqa: F401  (registers the metrics)
 
 __all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer', 'OVVFMPretrainer', 'OVCLIPSelf', 'OVDenseCLIP', 'OVDenseCLIPViT',
            'OVContextDecoder', 'OVTextSegHead', 'OVTextSegmentor', 'OVFViT', 'OVFViTBackbone', 'OVFViTRoIHead',
-           'OVTextBBoxHead']
+           'OVTextBBoxHead', 'OVTextEncoder', 'ClassEmbeddings']

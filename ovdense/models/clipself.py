@@ -14,8 +14,8 @@ from torchvision.ops import roi_align
 
 from ..clip import CLIPModel, build_clip
 from ..registry import register
-from ..vocabulary import TextEmbeddingCache, Vocabulary
 from .backbones.clip_vit import OVCLIPViT
+from .text import ClassEmbeddings, TextSideMixin, build_text_encoder
 
 REGION_POOLS = ('roi_align', 'mask', 'mask_attn')
 REGION_PATHS = ('roi', 'mask', 'crop')
@@ -83,7 +83,7 @@ def mask_features(dense: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.T
 
 
 @register('MODELS')
-class OVCLIPSelf(BaseModel):
+class OVCLIPSelf(TextSideMixin, BaseModel):
     """CLIPSelf self-distillation of a CLIP ViT, and region classification for its evaluation.
 
     Student: the dense backbone (:class:`OVCLIPViT`, trainable). Teacher: a frozen copy of the
@@ -102,15 +102,16 @@ class OVCLIPSelf(BaseModel):
             proj), for large models.
         alpha: weight of the student in the exported weight-space ensemble
             ``alpha * student + (1 - alpha) * teacher`` (reference 0.7 for B, 0.95 for L).
-        vocabulary: classes for region classification (``mode='predict'``).
-        templates: prompt templates for the vocabulary.
+        text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config: the classes of region
+            classification (``mode='predict'``), embedded with the student's (frozen) text tower.
         data_preprocessor: mmengine data preprocessor config (images arrive normalised).
     """
 
+    training_free = True  # region classification needs the CLIP weights only
+
     def __init__(self, clip: dict, mode: str = 'maskclip', *, pos_interp: str = 'bicubic',
                  region_pool: str = 'roi_align', train_blocks: int | None = None, alpha: float = 0.7,
-                 vocabulary: Any = None, templates: Sequence[str] | str = 'openai',
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 text_encoder: dict | None = None, data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'),
                          init_cfg=init_cfg)
         if region_pool not in REGION_POOLS:
@@ -123,10 +124,12 @@ class OVCLIPSelf(BaseModel):
         self.teacher.requires_grad_(False)
         self.region_pool = region_pool
         self.alpha = alpha
-        self.templates = templates
-        self.vocabulary = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
-        self.text_cache = TextEmbeddingCache()
+        self.text_encoder = build_text_encoder(text_encoder)
         self._freeze(train_blocks)
+
+    @property
+    def text_clip(self) -> CLIPModel:
+        return self.student.clip  # its text tower is frozen: the teacher's, too
 
     def _freeze(self, train_blocks: int | None) -> None:
         clip = self.student.clip
@@ -207,32 +210,19 @@ class OVCLIPSelf(BaseModel):
         return dict(loss_cosine=dissim * world / count, cos_dissim=stats[0] / count)
 
     # ---------------------------------------------------------- classification
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        self.vocabulary = Vocabulary.coerce(vocabulary)
-
-    def _text(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.vocabulary is None:
-            raise ValueError('no vocabulary: pass vocabulary= to the model config or call set_vocabulary()')
-        from ..clip import prompt_templates
-        templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
-        emb = self.text_cache.get(self.teacher, self.vocabulary, templates)
-        return emb, self.vocabulary.query_to_class
-
-    def _classify(self, feats: torch.Tensor, text: torch.Tensor, q2c: torch.Tensor) -> torch.Tensor:
-        """(N, C) class scores: cosine with each class's best query."""
-        sims = F.normalize(feats.float(), dim=-1) @ text.to(feats.device).t()
-        num = int(q2c.max()) + 1
-        out = sims.new_full((sims.shape[0], num), -2.0)
-        return out.scatter_reduce(1, q2c.to(sims.device).expand_as(sims), sims, 'amax')
+    @staticmethod
+    def _classify(feats: torch.Tensor, text: ClassEmbeddings) -> torch.Tensor:
+        """(N, C) class scores: cosine with the class embeddings, synonyms reduced by their rule."""
+        return text.reduce(F.normalize(feats.float(), dim=-1) @ text.queries.to(feats.device).t(), dim=-1)
 
     @torch.no_grad()
     def _predict(self, dense: torch.Tensor, samples: list[dict]) -> list[dict]:
-        text, q2c = self._text()
+        text = self.class_embeddings()
         roi = roi_features(dense, [s['boxes'] for s in samples])
         msk = mask_features(dense, [s['masks'] for s in samples])
         crops = torch.cat([s['crops'] for s in samples]).to(dense)
         crop = self.teacher.encode_image(crops) if len(crops) else roi.new_zeros(0, roi.shape[1])
-        scores = {k: self._classify(v, text, q2c) for k, v in (('roi', roi), ('mask', msk), ('crop', crop))}
+        scores = {k: self._classify(v, text) for k, v in (('roi', roi), ('mask', msk), ('crop', crop))}
         out, start = [], 0
         for s in samples:
             n = len(s['boxes'])

@@ -1,7 +1,7 @@
 """DenseCLIP (Rao et al., CVPR 2022) on mmseg 1.x: pixel-text score maps with context-aware prompting."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -11,11 +11,11 @@ from mmengine.model import BaseModule
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 
-from ..clip import CLIPModel, build_clip
+from ..clip import CLIPModel
 from ..registry import register
-from .utils.chunked import ChunkedPostprocessMixin
-from ..vocabulary import Vocabulary
 from .backbones.clip_vit import OVCLIPViT, interpolate_pos_embed
+from .text import TextSideMixin, build_text_encoder, reduce_synonyms
+from .utils.chunked import ChunkedPostprocessMixin
 
 
 @register('MODELS', mmdet=False)
@@ -151,29 +151,29 @@ class OVContextDecoder(BaseModule):
 
 
 @register('MODELS', mmdet=False)
-class OVDenseCLIP(ChunkedPostprocessMixin, EncoderDecoder):
+class OVDenseCLIP(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
     """DenseCLIP segmentor: backbone pyramid + pixel-text score map concatenated to one level, an mmseg
     neck and decode head, and the auxiliary cross-entropy on the score maps.
 
-    Text side (frozen text tower of the backbone's CLIP): each class name is tokenised to
-    ``context_length`` tokens, ``num_contexts`` learnable context embeddings are inserted after the
-    start token, and the context decoder refines the embeddings with the image (residual scale
-    ``gamma``, initialised at 1e-4).
+    Text side (:class:`~ovdense.models.text.OVTextEncoder` with learnt contexts, frozen text tower of the
+    backbone's CLIP): each name is tokenised to ``context_length`` tokens, ``num_contexts`` learnable
+    context embeddings are inserted after the start token, and the context decoder refines the embeddings
+    with the image (residual scale ``gamma``, initialised at 1e-4). A class's score map is the max over its
+    names' maps (``synonyms='max'``).
 
     Args:
         backbone: :class:`OVDenseCLIPViT` config.
         context_decoder: :class:`OVContextDecoder` config (``visual_dim`` defaults to the CLIP embed dim).
         decode_head, neck, auxiliary_head: mmseg configs.
-        vocabulary: the classes (their display names are prompted).
-        context_length: tokens per class name (reference 5).
-        num_contexts: learnable context tokens (reference 8).
+        text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config: the vocabulary and the learnt
+            contexts (reference: ``num_contexts=8``, ``context_length=5``).
         score_concat_index: pyramid level that gets the score maps (reference 2 for ViT).
         tau: temperature of the score-map loss (reference 0.07).
         score_loss_weight: weight of that loss (reference 0.4; 0 disables it).
     """
 
-    def __init__(self, backbone: dict, context_decoder: dict, decode_head: dict, *, vocabulary: Any,
-                 context_length: int = 5, num_contexts: int = 8, score_concat_index: int = 2, tau: float = 0.07,
+    def __init__(self, backbone: dict, context_decoder: dict, decode_head: dict, *, text_encoder: dict,
+                 score_concat_index: int = 2, tau: float = 0.07,
                  score_loss_weight: float = 0.4, neck: dict | None = None, auxiliary_head: dict | None = None,
                  train_cfg: dict | None = None, test_cfg: dict | None = None, data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
@@ -187,35 +187,32 @@ class OVDenseCLIP(ChunkedPostprocessMixin, EncoderDecoder):
             p.requires_grad_(False)
         width = clip.model.token_embedding.weight.shape[1]
         self.context_decoder = OVContextDecoder(**dict(dict(visual_dim=clip.embed_dim), **context_decoder))
-        self.context_length = context_length
-        self.contexts = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, num_contexts, width)))
+        self.text_encoder = build_text_encoder(dict(text_encoder, context_width=width), num_contexts=8,
+                                               context_length=5)
         self.gamma = nn.Parameter(torch.full((clip.embed_dim,), 1e-4))
         self.score_concat_index = score_concat_index
         self.tau = tau
         self.score_loss_weight = score_loss_weight
-        self.vocabulary = Vocabulary.coerce(vocabulary)
 
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        self.vocabulary = Vocabulary.coerce(vocabulary)
+    @property
+    def text_clip(self) -> CLIPModel:
+        return self.backbone.clip
 
-    def class_embeddings(self) -> torch.Tensor:
-        """(K, D) text embeddings of the class names with the learnt context (before the decoder)."""
-        clip = self.backbone.clip
-        tokens = clip.tokenize(self.vocabulary.names, context_length=self.context_length)
-        x = clip.embed_tokens(tokens)
-        ctx = self.contexts.expand(len(tokens), -1, -1).to(x.dtype)
-        x = torch.cat([x[:, :1], ctx, x[:, 1:]], 1)
-        return clip.encode_text_embeddings(x, tokens.argmax(-1) + ctx.shape[1])
+    def prompt_embeddings(self) -> torch.Tensor:
+        """(Q, D) unnormalised text embeddings of the names with the learnt context (before the decoder)."""
+        return self.text_encoder.encode_with_contexts(self.text_clip, self.vocabulary.queries)
 
     def features(self, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Backbone levels, levels with the score maps concatenated (after the neck), score maps
-        (B, K, h, w) and the image-conditioned text embeddings (B, K, D)."""
+        (B, K, h, w) and the image-conditioned text embeddings (B, Q, D)."""
         levels, global_emb, visual = self.backbone(inputs)
         B, D, h, w = visual.shape
         context = torch.cat([global_emb[:, None], visual.flatten(2).transpose(1, 2)], 1)
-        text = self.class_embeddings()[None].expand(B, -1, -1)
+        vocab = self.vocabulary
+        text = self.prompt_embeddings()[None].expand(B, -1, -1)
         text = text + self.gamma * self.context_decoder(text, context)
-        score = torch.einsum('bdhw,bkd->bkhw', F.normalize(visual, dim=1), F.normalize(text, dim=2))
+        score = torch.einsum('bdhw,bqd->bqhw', F.normalize(visual, dim=1), F.normalize(text, dim=2))
+        score = reduce_synonyms(score, vocab.query_to_class, len(vocab), dim=1)
         feats = list(levels)
         feats[self.score_concat_index] = torch.cat([feats[self.score_concat_index], score], 1)
         if self.with_neck:

@@ -8,7 +8,8 @@ backbone's dense CLIP map at the RoI head.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -22,9 +23,10 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 
+from ..clip import CLIPModel
 from ..registry import register
-from ..vocabulary import TextEmbeddingCache, Vocabulary
 from .backbones.clip_vit import OVCLIPViT
+from .text import ClassEmbeddings, TextSideMixin, build_text_encoder
 
 
 @register('MODELS', mmseg=False)
@@ -89,8 +91,9 @@ class OVFViTBackbone(BaseModule):
 @register('MODELS', mmseg=False)
 class OVTextBBoxHead(ConvFCBBoxHead):
     """Open-vocabulary box head: region features projected into the text space, classified by cosine
-    similarity with the vocabulary's text embeddings (and a learnt background embedding) times a
-    temperature; class-agnostic box regression.
+    similarity with the class embeddings it is given (:class:`~ovdense.models.text.ClassEmbeddings`, with
+    the text encoder's learnt background as the last row) times a temperature; class-agnostic box regression.
+    mmdet's ``ConvFCBBoxHead`` computes the shared, classification and regression branches.
 
     With VLM features of the boxes (the CLIP dense map pooled by RoIAlign, see :class:`OVFViT`) the
     test-time scores are fused by F-ViT's rule: ``p^(1-alpha) * v^alpha`` for base classes and background,
@@ -100,40 +103,24 @@ class OVTextBBoxHead(ConvFCBBoxHead):
     or the log of the fused scores) and :meth:`predict_by_feat` exponentiates them.
 
     Args:
-        vocabulary: the classes, in the order of the dataset's labels.
         embed_dim: text-embedding dimension.
-        clip: ``build_clip`` kwargs of the CLIP whose text tower embeds the vocabulary (None: the
-            detector provides a CLIP, see :class:`OVFViT`).
-        templates: prompt templates (name of :func:`ovdense.clip.prompt_templates` or list).
-        base_classes: the classes trained on (for the fusion weights; others are novel).
+        base_classes: the classes trained on (for the fusion weights; others are novel); None: all.
         temperature: initial (or fixed) logit scale.
         learn_temperature: learn the logit scale.
         vlm_temperature: logit scale of the VLM scores (reference 75 for CLIPs trained to 100); None:
-            the logit scale of the CLIP that embeds the vocabulary (set by :meth:`prepare`).
+            the logit scale of the CLIP that embedded the vocabulary.
         alpha: VLM weight for base classes; beta: for novel classes.
     """
 
-    def __init__(self, *, vocabulary: Any, embed_dim: int, clip: dict | None = None,
-                 templates: Sequence[str] | str = 'openai', base_classes: Sequence[str] | None = None,
-                 temperature: float = 50.0, learn_temperature: bool = True, vlm_temperature: float | None = 75.0,
-                 alpha: float = 0.1, beta: float = 0.8, **kwargs) -> None:
-        vocab = Vocabulary.coerce(vocabulary)
-        if kwargs.setdefault('num_classes', len(vocab)) != len(vocab):
-            raise ValueError(f"num_classes={kwargs['num_classes']} but the vocabulary has {len(vocab)} classes")
-        base = tuple(base_classes) if base_classes is not None else tuple(vocab.names)
-        unknown = set(base) - set(vocab.names)
-        if unknown:
-            raise ValueError(f'base classes {sorted(unknown)} are not in the vocabulary {vocab.names}')
+    def __init__(self, *, embed_dim: int, base_classes: Sequence[str] | None = None, temperature: float = 50.0,
+                 learn_temperature: bool = True, vlm_temperature: float | None = 75.0, alpha: float = 0.1,
+                 beta: float = 0.8, **kwargs) -> None:
         kwargs.setdefault('reg_class_agnostic', True)
         kwargs.setdefault('num_shared_fcs', 2)
-        super().__init__(**kwargs)
-        self.vocabulary = vocab
+        super().__init__(**kwargs)  # num_classes: set from the class embeddings at every call
         self.embed_dim = embed_dim
-        self.clip_cfg = clip
-        self.templates = templates
-        self.base_classes = base
+        self.base_classes = tuple(base_classes) if base_classes is not None else None
         self.fc_cls = nn.Linear(self.cls_last_dim, embed_dim)  # projection into the text space
-        self.bg_embedding = nn.Parameter(torch.randn(embed_dim) * embed_dim ** -0.5)
         log_t = torch.tensor(math.log(temperature))
         if learn_temperature:
             self.log_temperature = nn.Parameter(log_t)
@@ -142,92 +129,46 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         if vlm_temperature is not None and vlm_temperature <= 0:
             raise ValueError(f'vlm_temperature must be > 0 (or None: the CLIP logit scale), got {vlm_temperature}')
         self.vlm_temperature = vlm_temperature
-        self._clip_logit_scale: float | None = None  # of the CLIP given to prepare()
         self.alpha, self.beta = alpha, beta
-        self.text_cache = TextEmbeddingCache()
-        self.class_embeddings: torch.Tensor | None = None  # (K, D), normalised
 
-    # ----------------------------------------------------------------- vocabulary
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        """Change the classes (no retraining: the head has no per-class weights)."""
-        self.vocabulary = Vocabulary.coerce(vocabulary)
-        self.num_classes = len(self.vocabulary)
-        self.class_embeddings = None
+    def scores(self, emb: torch.Tensor, text: ClassEmbeddings, scale: torch.Tensor | float) -> torch.Tensor:
+        """(N, D) region embeddings -> (N, K + 1) logits ``scale * cos``: the classes (synonyms reduced by
+        their rule), then the background (the best of its embeddings)."""
+        if text.background is None:
+            raise ValueError('OVTextBBoxHead needs a background embedding: text_encoder=dict(background=...)')
+        if text.queries.shape[1] != self.embed_dim:
+            raise ValueError(f'text embeddings have {text.queries.shape[1]} dims, the head embed_dim={self.embed_dim}')
+        emb = F.normalize(emb, dim=-1)
+        cls = text.reduce(emb @ text.queries.to(emb).t(), dim=-1)
+        bg = (emb @ text.background.to(emb).t()).amax(-1, keepdim=True)
+        return torch.cat([cls, bg], -1) * scale
 
-    def prepare(self, clip: Any = None) -> torch.Tensor:
-        """Compute the vocabulary's text embeddings (K, D) with ``clip`` (or the head's own ``clip``)."""
-        from ..clip import build_clip, prompt_templates
-        if clip is None:
-            if self.clip_cfg is None:
-                raise RuntimeError('OVTextBBoxHead has no text encoder: give clip=dict(...) or use it in OVFViT')
-            clip = build_clip(**self.clip_cfg)
-            clip.load_weights()
-        templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
-        self._clip_logit_scale = float(clip.logit_scale.detach().float().exp())
-        q = self.text_cache.get(clip, self.vocabulary, templates)
-        q2c = self.vocabulary.query_to_class
-        emb = torch.zeros(len(self.vocabulary), q.shape[1]).index_add_(0, q2c, q.float().cpu())
-        if emb.shape[1] != self.embed_dim:
-            raise ValueError(f'text embeddings have {emb.shape[1]} dims, the head embed_dim={self.embed_dim}')
-        self.class_embeddings = F.normalize(emb, dim=-1).to(self.fc_cls.weight.device)
-        return self.class_embeddings
-
-    def all_embeddings(self) -> torch.Tensor:
-        """(K + 1, D): the classes, then the learnt background."""
-        if self.class_embeddings is None:
-            self.prepare()
-        emb = self.class_embeddings.to(self.fc_cls.weight)
-        return torch.cat([emb, F.normalize(self.bg_embedding, dim=0)[None]], 0)
-
-    # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, vlm_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoI features (N, C, 7, 7) [+ VLM box features (N, D)] -> class logits (N, K + 1), box deltas (N, 4)."""
-        for conv in self.shared_convs:
-            x = conv(x)
-        if self.num_shared_fcs > 0:
-            if self.with_avg_pool:
-                x = self.avg_pool(x)
-            x = x.flatten(1)
-            for fc in self.shared_fcs:
-                x = self.relu(fc(x))
-        x_cls, x_reg = x, x
-        for conv in self.cls_convs:
-            x_cls = conv(x_cls)
-        if x_cls.dim() > 2:
-            x_cls = (self.avg_pool(x_cls) if self.with_avg_pool else x_cls).flatten(1)
-        for fc in self.cls_fcs:
-            x_cls = self.relu(fc(x_cls))
-        for conv in self.reg_convs:
-            x_reg = conv(x_reg)
-        if x_reg.dim() > 2:
-            x_reg = (self.avg_pool(x_reg) if self.with_avg_pool else x_reg).flatten(1)
-        for fc in self.reg_fcs:
-            x_reg = self.relu(fc(x_reg))
-        bbox_pred = self.fc_reg(x_reg) if self.with_reg else None
-        emb = self.all_embeddings()
-        cls_score = F.normalize(self.fc_cls(x_cls), dim=-1) @ emb.t() * self.log_temperature.exp()
+    def forward(self, x: torch.Tensor, text: ClassEmbeddings,
+                vlm_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI features (N, C, 7, 7), class embeddings [+ VLM box features (N, D)] -> class logits
+        (N, K + 1), box deltas (N, 4)."""
+        if self.num_classes != text.num_classes:
+            raise RuntimeError(f'head sized for {self.num_classes} classes, {text.num_classes} embeddings given')
+        region, bbox_pred = super().forward(x)  # fc_cls is the projection: (N, embed_dim)
+        cls_score = self.scores(region, text, self.log_temperature.exp())
         if self.training:
             return cls_score, bbox_pred
         if vlm_feats is not None:
-            return self.fuse(cls_score, vlm_feats, emb), bbox_pred
+            return self.fuse(cls_score, vlm_feats, text), bbox_pred
         return cls_score.log_softmax(-1), bbox_pred
 
-    @property
-    def vlm_scale(self) -> float:
-        """The VLM logit scale in use: ``vlm_temperature``, or the CLIP's own when that is None."""
-        if self.vlm_temperature is not None:
-            return self.vlm_temperature
-        if self._clip_logit_scale is None:
-            raise RuntimeError('vlm_temperature=None takes the CLIP logit scale: call prepare(clip) first')
-        return self._clip_logit_scale
+    def vlm_scale(self, text: ClassEmbeddings) -> float:
+        """The VLM logit scale in use: ``vlm_temperature``, or that of the CLIP that embedded ``text``."""
+        return self.vlm_temperature if self.vlm_temperature is not None else text.logit_scale
 
-    def fuse(self, cls_score: torch.Tensor, vlm_feats: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """F-ViT's geometric fusion in log space: (N, K + 1) logits, (N, D) VLM box features, (K + 1, D)
+    def fuse(self, cls_score: torch.Tensor, vlm_feats: torch.Tensor, text: ClassEmbeddings) -> torch.Tensor:
+        """F-ViT's geometric fusion in log space: (N, K + 1) logits, (N, D) VLM box features, the class
         embeddings -> (N, K + 1) log fused scores (unnormalised, as the reference)."""
-        vlm = F.normalize(vlm_feats, dim=-1) @ emb.t() * self.vlm_scale
-        base_set = set(self.base_classes)
-        base = torch.tensor([n in base_set for n in self.vocabulary.names] + [True], device=emb.device)
-        w = torch.where(base, torch.tensor(self.alpha, device=emb.device), torch.tensor(self.beta, device=emb.device))
+        vlm = self.scores(vlm_feats, text, self.vlm_scale(text))
+        names = text.vocabulary.names
+        base_set = set(self.base_classes if self.base_classes is not None else names)
+        base = torch.tensor([n in base_set for n in names] + [True], device=cls_score.device)
+        w = torch.where(base, torch.tensor(self.alpha, device=base.device), torch.tensor(self.beta, device=base.device))
         return (1 - w) * cls_score.log_softmax(-1) + w * vlm.log_softmax(-1)
 
     def _predict_by_feat_single(self, roi: torch.Tensor, cls_score: torch.Tensor, bbox_pred: torch.Tensor,
@@ -248,23 +189,33 @@ class OVTextBBoxHead(ConvFCBBoxHead):
 
 @register('MODELS', mmseg=False)
 class OVFViTRoIHead(StandardRoIHead):
-    """StandardRoIHead that also pools the CLIP dense map over each box (``vlm_roi_extractor``,
-    RoIAlign to 1x1 at the patch stride) for the box head's VLM score fusion at test time."""
+    """StandardRoIHead whose box head is an :class:`OVTextBBoxHead`: inside ``with roi_head.inputs(text):`` its
+    ``loss`` and ``predict`` pass the class embeddings to the box head, and the box (and mask) heads are sized
+    by them. At test time it also pools the CLIP dense map over each box (``vlm_roi_extractor``, RoIAlign to 1x1 at the patch
+    stride) for the box head's VLM score fusion."""
 
     def __init__(self, *, vlm_roi_extractor: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.vlm_roi_extractor = MODELS.build(vlm_roi_extractor) if vlm_roi_extractor is not None else None
+        self._text: ClassEmbeddings | None = None
         self._vlm_feat: torch.Tensor | None = None
 
-    def predict(self, x: tuple, rpn_results_list: list, batch_data_samples: list, rescale: bool = False,
-                vlm_feat: torch.Tensor | None = None) -> list:
-        self._vlm_feat = vlm_feat if self.vlm_roi_extractor is not None else None
+    @contextmanager
+    def inputs(self, text: ClassEmbeddings, vlm_feat: torch.Tensor | None = None) -> Iterator[None]:
+        """Class embeddings (and the dense CLIP map (B, D, h, w) for fusion) for the calls inside the block:
+        mmdet's RoI-head API has no place for them, so they are held for its duration."""
+        self.bbox_head.num_classes = text.num_classes  # mmdet's targets and NMS use it (background = K)
+        if getattr(self, 'mask_head', None) is not None:
+            self.mask_head.num_classes = text.num_classes
+        self._text, self._vlm_feat = text, (vlm_feat if self.vlm_roi_extractor is not None else None)
         try:
-            return super().predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
+            yield
         finally:
-            self._vlm_feat = None
+            self._text = self._vlm_feat = None
 
     def _bbox_forward(self, x: tuple, rois: torch.Tensor) -> dict:
+        if self._text is None:
+            raise RuntimeError('OVFViTRoIHead needs the class embeddings: call loss/predict with text=')
         x = tuple(f.contiguous() for f in x[:self.bbox_roi_extractor.num_inputs])  # see OVFViTBackbone.forward
         bbox_feats = self.bbox_roi_extractor(x, rois)
         if self.with_shared_head:
@@ -273,15 +224,30 @@ class OVFViTRoIHead(StandardRoIHead):
         if self._vlm_feat is not None and not self.training:
             # mmcv's RoIAlign silently misreads non-contiguous maps (open-mmlab/mmcv#2203)
             vlm = self.vlm_roi_extractor([self._vlm_feat.contiguous()], rois).flatten(1)
-        cls_score, bbox_pred = self.bbox_head(bbox_feats, vlm)
+        cls_score, bbox_pred = self.bbox_head(bbox_feats, self._text, vlm)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)
 
 
 @register('MODELS', mmseg=False)
-class OVFViT(TwoStageDetector):
-    """F-ViT: two-stage detector over :class:`OVFViTBackbone` (``with_dense=True``); the dense CLIP map
-    goes to the RoI head for VLM score fusion, the pyramid to the neck. The box head's vocabulary is
-    embedded with the backbone's CLIP unless the head names its own."""
+class OVFViT(TextSideMixin, TwoStageDetector):
+    """F-ViT: two-stage detector over :class:`OVFViTBackbone` whose classes come from its text encoder
+    (:class:`~ovdense.models.text.OVTextEncoder`, embedded with the backbone's CLIP, with a learnt
+    background), passed to the :class:`OVFViTRoIHead` as arguments. With ``with_dense=True`` the dense CLIP
+    map goes to the RoI head for VLM score fusion, the pyramid to the neck.
+
+    Args:
+        text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config (``background='learnt'`` and
+            ``embed_dim`` default to the CLIP's).
+        **kwargs: mmdet ``TwoStageDetector`` arguments.
+    """
+
+    def __init__(self, *, text_encoder: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text_encoder = build_text_encoder(text_encoder, background='learnt', embed_dim=self.text_clip.embed_dim)
+
+    @property
+    def text_clip(self) -> CLIPModel:
+        return self.backbone.vit.clip
 
     def _features(self, inputs: torch.Tensor) -> tuple[tuple, torch.Tensor | None]:
         feats = self.backbone(inputs)
@@ -290,29 +256,19 @@ class OVFViT(TwoStageDetector):
             feats, dense = feats[:-1], feats[-1]
         return (self.neck(feats) if self.with_neck else feats), dense
 
-    def _prepare_text(self) -> None:
-        head = self.roi_head.bbox_head
-        if head.class_embeddings is None:
-            head.prepare(None if head.clip_cfg is not None else self.backbone.vit.clip)
-
     def extract_feat(self, batch_inputs: torch.Tensor) -> tuple:
         return self._features(batch_inputs)[0]
 
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: list) -> dict:
-        self._prepare_text()
-        return super().loss(batch_inputs, batch_data_samples)
+        with self.roi_head.inputs(self.class_embeddings()):
+            return super().loss(batch_inputs, batch_data_samples)
 
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples: list, rescale: bool = True) -> list:
-        self._prepare_text()
         x, dense = self._features(batch_inputs)
         if batch_data_samples[0].get('proposals', None) is None:
             rpn_results_list = self.rpn_head.predict(x, batch_data_samples, rescale=False)
         else:
             rpn_results_list = [s.proposals for s in batch_data_samples]
-        results = self.roi_head.predict(x, rpn_results_list, batch_data_samples, rescale=rescale, vlm_feat=dense)
+        with self.roi_head.inputs(self.class_embeddings(), dense):
+            results = self.roi_head.predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results)
-
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        self.roi_head.bbox_head.set_vocabulary(vocabulary)
-        if getattr(self.roi_head, 'mask_head', None) is not None:
-            self.roi_head.mask_head.num_classes = len(self.roi_head.bbox_head.vocabulary)

@@ -3,7 +3,7 @@ vocabulary, trained on seen classes and applied to any vocabulary at test time."
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -13,15 +13,20 @@ from mmengine.config import ConfigDict
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.segmentors import EncoderDecoder
 
+from ..clip import CLIPModel
 from ..registry import register
+from .text import ClassEmbeddings, TextSideMixin, build_text_encoder
 from .utils.chunked import ChunkedPostprocessMixin
-from ..vocabulary import TextEmbeddingCache, Vocabulary
 
 
 @register('MODELS', mmdet=False)
 class OVTextSegHead(BaseDecodeHead):
-    """Multi-level features -> per-pixel embeddings in the text space -> cosine logits against the
-    current class embeddings (set by the segmentor), times a learnt temperature.
+    """Multi-level features -> per-pixel embeddings in the text space -> cosine logits against the class
+    embeddings it is given, times a learnt temperature.
+
+    ``forward((feats, text, excluded))``: ``feats`` the backbone levels, ``text`` the
+    :class:`~ovdense.models.text.ClassEmbeddings` (synonyms reduced by their rule), ``excluded`` None or (K,)
+    bool, classes left out of the softmax (unseen classes in training); returns (B, K, H, W) logits.
 
     Args:
         in_channels: channels of the selected inputs (``in_index``), concatenated after resizing to the
@@ -49,34 +54,31 @@ class OVTextSegHead(BaseDecodeHead):
         self.convs = nn.Sequential(*convs)
         self.embed = nn.Conv2d(c, embed_dim, 1)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
-        self.class_embeddings: torch.Tensor | None = None  # (K, D), normalised; set by the segmentor
-        self.excluded: torch.Tensor | None = None  # (K,) bool: classes left out of the softmax
 
-    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        if self.class_embeddings is None:
-            raise RuntimeError('OVTextSegHead has no class embeddings: use it inside OVTextSegmentor')
-        x = self.convs(self._transform_inputs(inputs))
+    def forward(self, inputs: tuple[Sequence[torch.Tensor], ClassEmbeddings, torch.Tensor | None]) -> torch.Tensor:
+        feats, text, excluded = inputs
+        x = self.convs(self._transform_inputs(feats))
         emb = F.normalize(self.embed(self.dropout(x) if self.dropout is not None else x), dim=1)
-        logits = torch.einsum('bdhw,kd->bkhw', emb, self.class_embeddings.to(emb.dtype))
+        logits = text.reduce(torch.einsum('bdhw,qd->bqhw', emb, text.queries.to(emb.dtype)), dim=1)
         logits = logits * self.logit_scale.exp().clamp(max=100)
-        if self.excluded is not None:
+        if excluded is not None:
             # a large finite value: -inf would turn into NaN when the logits are resized
-            logits = logits.masked_fill(self.excluded.to(logits.device).view(1, -1, 1, 1), -1e4)
+            logits = logits.masked_fill(excluded.to(logits.device).view(1, -1, 1, 1), -1e4)
         return logits
 
 
 @register('MODELS', mmdet=False)
-class OVTextSegmentor(ChunkedPostprocessMixin, EncoderDecoder):
+class OVTextSegmentor(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
     """EncoderDecoder over a frozen CLIP backbone (:class:`OVCLIPViT`) with an :class:`OVTextSegHead`.
 
-    The vocabulary is an input: ``set_vocabulary`` (or ``vocabulary=``) changes the classes without
-    retraining. During training the classes named in ``unseen`` are left out: their logits are removed
-    from the softmax and their pixels ignored, so nothing about them is learnt (zero-shot protocol).
+    The vocabulary is an input: ``set_vocabulary`` changes the classes without retraining. During training
+    the classes named in ``unseen`` are left out: their logits are removed from the softmax and their pixels
+    ignored, so nothing about them is learnt (zero-shot protocol).
 
     Args:
-        vocabulary: the classes, in the order of the dataset's labels.
+        text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config; its vocabulary is the classes in
+            the order of the dataset's labels.
         unseen: class names never trained on (e.g. the dataset's ``novel_classes``).
-        templates: prompt templates (a name of :func:`ovdense.clip.prompt_templates` or a list).
         clip_weight: ``(seen, other)`` weights of the training-free CLIP prediction (the backbone's
             dense map against the same class embeddings) in a geometric ensemble with the head at test
             time, ``p = p_head^(1-w) * p_clip^w``: ``seen`` for the classes trained on, ``other`` for
@@ -84,8 +86,8 @@ class OVTextSegmentor(ChunkedPostprocessMixin, EncoderDecoder):
         clip_logit_scale: temperature of the training-free prediction.
     """
 
-    def __init__(self, backbone: dict, decode_head: dict, *, vocabulary: Any, unseen: Sequence[str] = (),
-                 templates: Sequence[str] | str = 'openai', clip_weight: Sequence[float] = (0.0, 0.0),
+    def __init__(self, backbone: dict, decode_head: dict, *, text_encoder: dict, unseen: Sequence[str] = (),
+                 clip_weight: Sequence[float] = (0.0, 0.0),
                  clip_logit_scale: float = 40.0, **kwargs) -> None:
         kwargs['test_cfg'] = ConfigDict(kwargs.get('test_cfg') or dict(mode='whole'))
         super().__init__(backbone=backbone, decode_head=decode_head, **kwargs)
@@ -93,36 +95,33 @@ class OVTextSegmentor(ChunkedPostprocessMixin, EncoderDecoder):
             raise ValueError(f'clip_weight must be two weights in [0, 1] (seen, other), got {clip_weight}')
         self.clip_weight = tuple(float(w) for w in clip_weight)
         self.clip_logit_scale = clip_logit_scale
-        self.templates = templates
-        self.text_cache = TextEmbeddingCache()
-        self.vocabulary = Vocabulary.coerce(vocabulary)
-        missing = set(unseen) - set(self.vocabulary.names)
+        self.text_encoder = build_text_encoder(text_encoder)
+        names = self.vocabulary.names
+        missing = set(unseen) - set(names)
         if missing:
-            raise ValueError(f'unseen classes {sorted(missing)} are not in the vocabulary {self.vocabulary.names}')
+            raise ValueError(f'unseen classes {sorted(missing)} are not in the vocabulary {names}')
         self.unseen = tuple(unseen)
-        self.seen = frozenset(n for n in self.vocabulary.names if n not in self.unseen)  # what the head learns
+        self.seen = frozenset(n for n in names if n not in self.unseen)  # what the head learns
 
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        self.vocabulary = Vocabulary.coerce(vocabulary)
+    @property
+    def text_clip(self) -> CLIPModel:
+        return self.backbone.clip
 
-    def _prepare_head(self, training: bool) -> None:
-        from ..clip import prompt_templates
-        templates = prompt_templates(self.templates) if isinstance(self.templates, str) else self.templates
-        clip = self.backbone.clip
-        q = self.text_cache.get(clip, self.vocabulary, templates).to(clip.logit_scale.device)
-        q2c = self.vocabulary.query_to_class.to(q.device)
-        k = len(self.vocabulary)  # one embedding per class: the mean of its (normalised) synonyms
-        emb = torch.zeros(k, q.shape[1], device=q.device).index_add_(0, q2c, q)
-        self.decode_head.class_embeddings = F.normalize(emb, dim=-1)
+    def _head_inputs(self, feats: Sequence[torch.Tensor], text: ClassEmbeddings) -> tuple:
+        """(feats, class embeddings, excluded classes) for the decode head; sizes mmseg's outputs by K."""
+        k = text.num_classes
         # mmseg's slide inference and post-processing size their outputs by these
         self.num_classes = self.out_channels = self.decode_head.num_classes = self.decode_head.out_channels = k
         excluded = None
-        if training and self.unseen:
-            excluded = torch.tensor([n in self.unseen for n in self.vocabulary.names])
-        self.decode_head.excluded = excluded
+        if self.training and self.unseen:
+            excluded = torch.tensor([n in self.unseen for n in text.vocabulary.names])
+        return feats, text, excluded
+
+    def _decode_head_forward_train(self, inputs: list[torch.Tensor], data_samples: list) -> dict:
+        head_inputs = self._head_inputs(inputs, self.class_embeddings())
+        return super()._decode_head_forward_train(head_inputs, data_samples)
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
-        self._prepare_head(training=True)
         if self.unseen:
             ids = [i for i, n in enumerate(self.vocabulary.names) if n in self.unseen]
             for s in data_samples:  # unseen pixels are ignored, as if unlabelled
@@ -135,21 +134,17 @@ class OVTextSegmentor(ChunkedPostprocessMixin, EncoderDecoder):
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
         """(B, K, H, W) logits of the head, or log-probabilities of the CLIP ensemble."""
         feats = self.extract_feat(inputs)
-        logits = self.decode_head.predict(feats, batch_img_metas, self.test_cfg)
+        text = self.class_embeddings()
+        logits = self.decode_head.predict(self._head_inputs(feats, text), batch_img_metas, self.test_cfg)
         if self.training or self.clip_weight == (0.0, 0.0):
             return logits
-        emb = self.decode_head.class_embeddings
-        clip_logits = torch.einsum('bdhw,kd->bkhw', F.normalize(feats[-1], dim=1), emb.to(feats[-1].dtype))
+        clip_logits = text.reduce(torch.einsum('bdhw,qd->bqhw', F.normalize(feats[-1], dim=1),
+                                               text.queries.to(feats[-1].dtype)), dim=1)
         clip_logits = F.interpolate(clip_logits * self.clip_logit_scale, size=logits.shape[2:], mode='bilinear',
                                     align_corners=False)
         w = torch.tensor([self.clip_weight[0] if n in self.seen else self.clip_weight[1]
-                          for n in self.vocabulary.names], device=logits.device).view(1, -1, 1, 1)
+                          for n in text.vocabulary.names], device=logits.device).view(1, -1, 1, 1)
         return (1 - w) * logits.log_softmax(1) + w * clip_logits.log_softmax(1)
 
-    def predict(self, inputs: torch.Tensor, data_samples: list | None = None) -> list:
-        self._prepare_head(training=False)
-        return super().predict(inputs, data_samples)
-
     def _forward(self, inputs: torch.Tensor, data_samples: list | None = None) -> torch.Tensor:
-        self._prepare_head(training=self.training)
-        return super()._forward(inputs, data_samples)
+        return self.decode_head.forward(self._head_inputs(self.extract_feat(inputs), self.class_embeddings()))

@@ -57,7 +57,8 @@ def make(tiny_clip, mode, **kw):
     kw.setdefault('slide_crop', 48)
     kw.setdefault('slide_stride', 24)
     proxy = tiny_vfm() if mode == 'proxyclip' else None
-    return OVSegmentor(OVCLIPViT(tiny_clip, mode, proxy=proxy), VOCAB, templates='none', return_probs=True, **kw).eval()
+    return OVSegmentor(OVCLIPViT(tiny_clip, mode, proxy=proxy), dict(vocabulary=VOCAB, templates='none'),
+                       return_probs=True, **kw).eval()
 
 
 @pytest.mark.parametrize('align_corners', [False, True])
@@ -147,7 +148,7 @@ def test_chunked_equals_one_piece(tiny_clip, mode, knobs):
     plan = plan_chunks(VOCAB.query_to_class, (95, 117), budget=budget.memory_budget)
     assert len(plan.chunks) > 1 and plan.tile != (95, 117)  # the budget really cuts
     small = budget.inference(x, metas)
-    text = make(tiny_clip, mode).text_embeddings()
+    text = make(tiny_clip, mode).class_embeddings().queries
     for w, p, b, img, meta in zip(whole, pieces, small, x, metas):
         assert torch.equal(w['label'], p['label']) and torch.equal(w['label'], b['label'])
         assert torch.allclose(w['probs'], p['probs'], atol=1e-6) and torch.allclose(w['probs'], b['probs'], atol=1e-6)
@@ -201,7 +202,7 @@ def test_thin_images_segment(tiny_clip, shape, slide_crop):
     if shape[0] < 16 <= shape[1] and slide_crop == 0:
         pad = 16 - shape[0]
         padded = F.pad(x, (0, 0, pad // 2, pad - pad // 2))
-        text = seg.text_embeddings()
+        text = seg.class_embeddings().queries
         logits = seg.patch_logits(padded, text)
         ref = F.interpolate(logits, size=padded.shape[-2:], mode='bilinear')[..., pad // 2:pad // 2 + shape[0], :]
         assert torch.allclose(seg.encode_image(x[0], text), ref[0], atol=1e-5)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from ovdense.clip import build_clip
 from ovdense.evaluation.region import OVRegionClsMetric, per_class_topk
 from ovdense.models.clipself import OVCLIPSelf, box_masks, mask_features, roi_features
-from ovdense.parity import run_case
+from ovdense.testing.parity import run_case
 from ovdense.testing import TINY_CLIP_CFG, golden_dir
 
 from ..conftest import requires_shared
@@ -26,8 +26,8 @@ def test_golden_clipself_case():
 def model(tmp_path):
     torch.manual_seed(0)
     cfg_path, weights = build_clip(model_cfg=TINY_CLIP_CFG).save(tmp_path, 'tiny')
-    m = OVCLIPSelf(dict(config_file=str(cfg_path), checkpoint=str(weights)), vocabulary=['a', 'b', 'c'],
-                   templates=['{}'])
+    m = OVCLIPSelf(dict(config_file=str(cfg_path), checkpoint=str(weights)), text_encoder=dict(vocabulary=['a', 'b', 'c'],
+                                                                                        templates=['{}']))
     m.init_weights()
     return m
 

@@ -14,7 +14,7 @@ from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
 import ovdense.models  # noqa: F401
-from ovdense.parity import run_case
+from ovdense.testing.parity import run_case
 from ovdense.testing import golden_dir
 
 from ..conftest import requires_shared

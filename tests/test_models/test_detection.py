@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torchvision.ops import roi_align
 
-from ovdense.models import OVFViTBackbone, OVTextBBoxHead
+from ovdense.models import OVFViTBackbone, OVTextBBoxHead, OVTextEncoder
 from ovdense.testing import TINY_CLIP_CFG, random_images, tiny_clip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,23 +35,28 @@ def test_backbone_pyramid_batch2_frozen():
 
 def head(**kw):
     init_default_scope('mmdet')  # the box coder and losses come from mmdet's registries
-    h = OVTextBBoxHead(vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4, templates=['a {}.'],
-                       base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16, roi_feat_size=7,
-                       num_shared_fcs=2, **kw)
+    h = OVTextBBoxHead(embed_dim=32, base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16, roi_feat_size=7,
+                       num_shared_fcs=2, num_classes=3, **kw)
     return h
 
 
+def texts(names=('cat', 'dog', 'zebra'), clip=None):
+    """Class embeddings as the detector's text encoder gives them (learnt background)."""
+    return OVTextEncoder(list(names), templates=['a {}.'], background='learnt', embed_dim=32)(clip or tiny_clip(layers=4))
+
+
 def test_text_head_scores_vocabulary_and_fusion():
-    h = head(alpha=0.0, beta=1.0).eval()
+    h, text = head(alpha=0.0, beta=1.0).eval(), texts()
     x = torch.randn(5, 8, 7, 7)
-    cls, reg = h(x)
+    cls, reg = h(x, text)
     assert cls.shape == (5, 4) and reg.shape == (5, 4)  # 3 classes + background, class-agnostic boxes
     assert torch.allclose(cls.exp().sum(-1), torch.ones(5), atol=1e-5)  # test time: log-probabilities
     vlm = torch.randn(5, 32)
-    fused = h(x, vlm)[0]
+    fused = h(x, text, vlm)[0]
     # alpha=0: base classes and background keep the detector's log-probabilities; beta=1: novel = VLM
     assert torch.allclose(fused[:, [0, 1, 3]], cls[:, [0, 1, 3]], atol=1e-5)
-    vlm_lp = (torch.nn.functional.normalize(vlm, dim=-1) @ h.all_embeddings().t() * h.vlm_temperature).log_softmax(-1)
+    emb = torch.cat([text.queries, text.background])
+    vlm_lp = (torch.nn.functional.normalize(vlm, dim=-1) @ emb.t() * h.vlm_temperature).log_softmax(-1)
     assert torch.allclose(fused[:, 2], vlm_lp[:, 2], atol=1e-5)
     # the fused scores reach NMS as they are (the reference's rule), not renormalised by a softmax
     assert not torch.allclose(fused.exp().sum(-1), torch.ones(5), atol=1e-3)
@@ -62,34 +67,48 @@ def test_text_head_scores_vocabulary_and_fusion():
     nms_cfg = Config(dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=1.0), max_per_img=100))
     det = h.predict_by_feat((rois,), (fused,), (reg,), [meta], rcnn_test_cfg=nms_cfg)[0]
     assert len(det) == 15 and torch.allclose(det.scores.max(), fused[:, :3].exp().max(), atol=1e-6)
-    h.set_vocabulary(['cat', 'dog', 'zebra', 'okapi'])
-    assert h(x)[0].shape == (5, 5) and h.num_classes == 4
-    with pytest.raises(ValueError, match='num_classes'):
-        head(num_classes=7)
+    four = texts(['cat', 'dog', 'zebra', 'okapi'])
+    with pytest.raises(RuntimeError, match='3 classes, 4'):
+        h(x, four)  # the RoI head sizes the box head by the embeddings it hands over
+    h.num_classes = 4
+    assert h(x, four)[0].shape == (5, 5)
     with pytest.raises(ValueError, match='vlm_temperature'):
         head(vlm_temperature=0.0)
 
 
+def test_synonyms_reduce_to_the_best_name():
+    """A class with two names scores the better of the two ('max'), or its mean embedding ('mean')."""
+    h = head().eval()
+    clip = tiny_clip(layers=4)
+    syn = OVTextEncoder(['cat', ['dog', 'puppy'], 'zebra'], templates=['a {}.'], background='learnt', embed_dim=32)
+    one = OVTextEncoder(['cat', 'dog', 'puppy', 'zebra'], templates=['a {}.'], background='learnt', embed_dim=32)
+    one.background = syn.background
+    with torch.no_grad():
+        logits = h.scores(torch.randn(4, 32), syn(clip), 1.0)
+        region = torch.randn(4, 32)
+        a, b = h.scores(region, syn(clip), 1.0), h.scores(region, one(clip), 1.0)
+    assert logits.shape == (4, 4)
+    assert torch.allclose(a[:, 1], b[:, 1:3].amax(1)) and torch.allclose(a[:, [0, 2, 3]], b[:, [0, 3, 4]])
+    syn.synonyms = 'mean'
+    mean = syn(clip)
+    assert mean.queries.shape == (3, 32) and torch.equal(mean.query_to_class, torch.arange(3))
+
+
 def test_vlm_temperature_none_is_the_clip_logit_scale():
     h = head(vlm_temperature=None).eval()
-    with pytest.raises(RuntimeError, match='prepare'):
-        h.vlm_scale
     clip = tiny_clip(layers=4)
     with torch.no_grad():
         clip.model.logit_scale.fill_(torch.tensor(16.5).log())
-    h.prepare(clip)
-    assert abs(h.vlm_scale - 16.5) < 1e-3
+    text = texts(clip=clip)
+    assert abs(h.vlm_scale(text) - 16.5) < 1e-3
     x, vlm = torch.randn(3, 8, 7, 7), torch.randn(3, 32)
     with torch.no_grad():
-        by_clip = h(x, vlm)[0]
+        by_clip = h(x, text, vlm)[0]
         h.vlm_temperature = 16.5
-        explicit = h(x, vlm)[0]
+        explicit = h(x, text, vlm)[0]
         h.vlm_temperature = 75.0
-        default = h(x, vlm)[0]
+        default = h(x, text, vlm)[0]
     assert torch.allclose(by_clip, explicit, atol=1e-5) and not torch.allclose(by_clip, default, atol=1e-3)
-    init_default_scope('mmdet')
-    with pytest.raises(ValueError, match='base classes'):
-        OVTextBBoxHead(vocabulary=['cat'], embed_dim=32, base_classes=['dog'], in_channels=8)
 
 
 def test_box_features_are_roi_align_of_strided_maps():
@@ -100,20 +119,21 @@ def test_box_features_are_roi_align_of_strided_maps():
                                   roi_layer=dict(type='RoIAlign', output_size=size, sampling_ratio=0))
     rh = MODELS.build(dict(
         type='OVFViTRoIHead', bbox_roi_extractor=roi(7, 8, 4), vlm_roi_extractor=roi(1, 32, 16),
-        bbox_head=dict(type='OVTextBBoxHead', vocabulary=['cat', 'dog', 'zebra'], embed_dim=32, clip=TINY4,
-                       templates=['a {}.'], base_classes=['cat', 'dog'], in_channels=8, fc_out_channels=16,
-                       roi_feat_size=7, num_shared_fcs=2))).eval()
+        bbox_head=dict(type='OVTextBBoxHead', embed_dim=32, base_classes=['cat', 'dog'], in_channels=8,
+                       fc_out_channels=16, roi_feat_size=7, num_shared_fcs=2))).eval()
     x = (torch.randn(2, 16, 16, 8).permute(0, 3, 1, 2),)  # channels-last, as a conv of transposed tokens
     dense = torch.randn(2, 17, 32)[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4)
     assert not dense.is_contiguous() and not x[0].is_contiguous()
     rois = torch.tensor([[0, 3.0, 5.0, 40.0, 30.0], [1, 20.0, 8.0, 63.0, 60.0], [1, 0.0, 0.0, 17.0, 19.0]])
+    text = texts()
     with torch.no_grad():
-        rh._vlm_feat = dense
-        got = rh._bbox_forward(x, rois)['cls_score']
-        rh._vlm_feat = None
+        with rh.inputs(text, dense):
+            got = rh._bbox_forward(x, rois)['cls_score']
         want_vlm = roi_align(dense, rois, 1, 1 / 16, -1, aligned=True).flatten(1)
         want_feats = roi_align(x[0], rois, 7, 1 / 4, -1, aligned=True)
-        want = rh.bbox_head(want_feats, want_vlm)[0]
+        want = rh.bbox_head(want_feats, text, want_vlm)[0]
+    with pytest.raises(RuntimeError, match='text='):
+        rh._bbox_forward(x, rois)  # outside inputs(): no class embeddings
     assert torch.allclose(got, want, atol=1e-5)
 
 
@@ -122,9 +142,8 @@ def _tiny_plugin_model():
     init_default_scope('mmdet')
     cfg.model.backbone.clip = TINY4
     cfg.model.backbone.out_indices = (0, 1, 2, 3)
-    cfg.model.roi_head.bbox_head.clip = TINY4
     cfg.model.roi_head.bbox_head.embed_dim = 32
-    cfg.model.roi_head.bbox_head.templates = ['a photo of a {}.']
+    cfg.model.text_encoder.templates = ['a photo of a {}.']
     return MODELS.build(cfg.model)
 
 
@@ -141,10 +160,12 @@ def _det_batch(model, n=2, size=128):
 
 
 def test_plugin_config_one_train_and_one_test_iteration():
-    """The stock mmdet Faster R-CNN config with only the backbone and the box head swapped."""
+    """The stock mmdet Faster R-CNN config with the backbone, the box head and the types that hand it the
+    text swapped; the rest (FPN, RPN, samplers, losses) is mmdet's."""
     torch.manual_seed(0)
     model = _tiny_plugin_model()
-    assert type(model).__name__ == 'FasterRCNN' and type(model.neck).__name__ == 'FPN'
+    assert type(model).__name__ == 'OVFViT' and type(model.neck).__name__ == 'FPN'
+    assert type(model.rpn_head).__name__ == 'RPNHead'
     model.init_weights()
     model.train()
     x, samples = _det_batch(model)
@@ -155,8 +176,12 @@ def test_plugin_config_one_train_and_one_test_iteration():
     total.backward()
     assert model.roi_head.bbox_head.fc_cls.weight.grad is not None
     model.eval()
+    model.test_cfg.rcnn.score_thr = 0.0  # an untrained head: keep every box, so there are labels to check
     with torch.no_grad():
         out = model.predict(x, samples)
-    assert len(out) == 2 and out[0].pred_instances.bboxes.shape[1] == 4
-    labels = out[1].pred_instances.labels
-    assert labels.numel() == 0 or int(labels.max()) < 80
+        assert len(out) == 2 and out[0].pred_instances.bboxes.shape[1] == 4
+        labels = out[1].pred_instances.labels
+        assert labels.numel() == 100 and int(labels.max()) >= 3  # 80 COCO classes compete
+        with model.vocabulary_as(['cat', 'dog', 'zebra']):  # the vocabulary is an input: 3 classes now
+            small = model.predict(*_det_batch(model))[1].pred_instances.labels
+    assert small.numel() > 0 and int(small.max()) < 3 and len(model.vocabulary) == 80

@@ -11,9 +11,9 @@ VOCAB = Vocabulary.from_list(['sky', ['person', 'man'], 'car'])
 
 
 def make(tiny_clip, **kw):
-    kw.setdefault('templates', 'none')
     kw.setdefault('return_probs', True)
-    return OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), VOCAB, slide_crop=kw.pop('slide_crop', 64),
+    text = dict(vocabulary=VOCAB, templates=kw.pop('templates', 'none'))
+    return OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), text, slide_crop=kw.pop('slide_crop', 64),
                        slide_stride=kw.pop('slide_stride', 32), **kw).eval()
 
 
@@ -28,7 +28,7 @@ def test_slide_windows_layout():
 
 def test_window_batching_does_not_change_result(tiny_clip):
     x = random_images(1, 96, 128)[0]
-    text = make(tiny_clip).text_embeddings()
+    text = make(tiny_clip).class_embeddings().queries
     a = make(tiny_clip, window_batch=1).encode_image(x, text)
     b = make(tiny_clip, window_batch=16).encode_image(x, text)
     assert torch.allclose(a, b, atol=1e-5)
@@ -36,7 +36,7 @@ def test_window_batching_does_not_change_result(tiny_clip):
 
 def test_single_window_equals_whole(tiny_clip):
     x = random_images(1, 64, 64)[0]
-    text = make(tiny_clip).text_embeddings()
+    text = make(tiny_clip).class_embeddings().queries
     assert torch.allclose(make(tiny_clip).encode_image(x, text), make(tiny_clip, slide_crop=0).encode_image(x, text),
                           atol=1e-6)
 
@@ -70,9 +70,8 @@ def test_vocabulary_swap_without_rebuild(tiny_clip):
     assert r2['probs'].shape == (5, 32, 48)
     seg.set_vocabulary(['tree', 'road'])
     assert seg.inference(x, meta)[0]['probs'].shape == (2, 32, 48)
-    seg.vocabulary = None
     with pytest.raises(ValueError, match='no vocabulary'):
-        seg.inference(x, meta)
+        OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), dict(templates='none')).inference(x, meta)
 
 
 def test_batch2_mixed_sizes_through_preprocessor(tiny_clip):

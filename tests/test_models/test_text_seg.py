@@ -19,7 +19,7 @@ def make(tiny_clip, **kw):
         decode_head=dict(type='OVTextSegHead', in_channels=[64, 32], channels=16, embed_dim=32,
                          norm_cfg=dict(type='BN'), align_corners=False, dropout_ratio=0.0,
                          loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        vocabulary=CLASSES, templates=['a photo of a {}.'], test_cfg=dict(mode='whole', return_logits=True), **kw)
+        text_encoder=dict(vocabulary=CLASSES, templates=['a photo of a {}.'], synonyms='mean'), test_cfg=dict(mode='whole', return_logits=True), **kw)
 
 
 def samples(labels):
@@ -44,8 +44,7 @@ def test_unseen_pixels_and_logits_do_not_reach_the_loss(tiny_clip):
     ignored[lab == 3] = 255  # the unseen class, as if unlabelled
     assert torch.allclose(loss, model.loss(x, samples(ignored))['decode.loss_ce'], atol=1e-6)
     # the unseen class's logit is out of the softmax: changing its text embedding changes nothing
-    model._prepare_head(training=True)
-    logits = model.decode_head(model.extract_feat(x))
+    logits = model.decode_head(model._head_inputs(model.extract_feat(x), model.class_embeddings()))
     assert logits.shape == (2, 4, 4, 4) and (logits[:, 3] == -1e4).all()
     assert (logits[:, :3].abs() < 1e3).all()
 

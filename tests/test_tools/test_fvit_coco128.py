@@ -59,7 +59,8 @@ def _small_ov_coco_cfg(work_dir: Path) -> Config:
     cfg.model.backbone.clip = golden_clip_cfg()  # replaces the ViT-B/16 entry
     cfg.model.neck.update(in_channels=[192] * 4, norm_cfg=bn)
     cfg.model.roi_head.vlm_roi_extractor.out_channels = 128
-    cfg.model.roi_head.bbox_head.update(embed_dim=128, norm_cfg=bn, templates=['a photo of a {}.'])
+    cfg.model.roi_head.bbox_head.update(embed_dim=128, norm_cfg=bn)
+    cfg.model.text_encoder.templates = ['a photo of a {}.']
     for split, extra in (('train', dict(drop_novel=True)), ('val', dict(indices=4)), ('test', dict(indices=4))):
         dl = cfg[f'{split}_dataloader']
         dl.update(batch_size=2, num_workers=0, persistent_workers=False)

@@ -92,6 +92,6 @@ def test_ov_lvis_config_builds_mask_fvit():
     cfg.model.roi_head.bbox_head.embed_dim = 32
     model = MODELS.build(cfg.model)
     assert model.roi_head.with_mask and model.roi_head.mask_head.class_agnostic
-    assert model.roi_head.bbox_head.num_classes == 1203
+    assert len(model.vocabulary) == 1203 and model.roi_head.mask_head.num_classes == 1203
     assert cfg.test_evaluator.type == 'OVLVISMetric' and cfg.train_dataloader.dataset.drop_novel
     assert any(h['type'] == 'OVBaseClassesFromDatasetHook' for h in cfg.custom_hooks)

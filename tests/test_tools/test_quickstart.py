@@ -30,7 +30,7 @@ def test_shipped_clip_recognises_form():
     these 300, 85.5% on 600; chance 8.3%; star 96%, hexagon 53%, heart 100%): colour, size, texture and
     background are random, so only form can give this."""
     from ovdense.clip import build_clip
-    from ovdense.evaluation import image_zero_shot
+    from ovdense.testing.synthetic_eval import image_zero_shot
     assets = REPO / 'ovdense' / 'assets'
     clip = build_clip(config_file=assets / 'tinyclip_synthetic.json', checkpoint=assets / 'tinyclip_synthetic.safetensors')
     clip.load_weights()

@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
     config = root / 'tiny_clipself.py'
     config.write_text(f'''_base_ = {BASES!r}
 model = dict(clip=dict(_delete_=True, config_file={str(cfg_json)!r}, checkpoint={str(weights)!r}),
-             templates=['{{}}'])
+             text_encoder=dict(templates=['{{}}']))
 train_dataloader = dict(batch_size=2, dataset=dict(
     ann_file={str(root / 'train/instances.json')!r}, img_dir={str(root / 'train/images')!r},
     input_size=96, crop_size=64, max_split=3, max_boxes=3, repeats=4))

@@ -12,7 +12,7 @@ model = dict(
     region_pool='roi_align',    # reference extract_type v2
     train_blocks=None,          # all blocks; e.g. 12 of ViT-L/14's 24 to save memory
     alpha=0.7,
-    templates='openai',
+    text_encoder=dict(type='OVTextEncoder', templates='openai', synonyms='max'),  # region metric: best name
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 
 max_iters = 44000  # 6 epochs of COCO train2017 (118k images) at a global batch of 16

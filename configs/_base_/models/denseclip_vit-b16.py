@@ -15,8 +15,6 @@ model = dict(
     backbone=dict(type='OVDenseCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'),
                   out_indices=(3, 5, 7, 11), norm_cfg=norm_cfg),
     context_decoder=dict(transformer_width=256, transformer_heads=4, transformer_layers=3, dropout=0.1),
-    context_length=5,
-    num_contexts=8,
     score_concat_index=2,
     tau=0.07,
     score_loss_weight=0.4,
@@ -25,7 +23,9 @@ model = dict(
         type='FPNHead', in_channels=[256, 256, 256, 256], in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32],
         channels=256, dropout_ratio=0.1, num_classes=150, norm_cfg=norm_cfg, align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    vocabulary=dict(dataset='ade20k'),
+    # prompts: 8 learnt context tokens + the class name in 5 tokens (the reference has no synonyms)
+    text_encoder=dict(type='OVTextEncoder', vocabulary=dict(dataset='ade20k'), num_contexts=8, context_length=5,
+                      synonyms='max'),
     train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(640, 640), stride=(426, 426)))
 

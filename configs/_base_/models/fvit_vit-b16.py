@@ -8,6 +8,9 @@ norm_cfg = dict(type='SyncBN', requires_grad=True)
 clip = dict(model_name='ViT-B-16', pretrained='openai')
 model = dict(
     type='OVFViT',
+    # the classifier: the vocabulary's embeddings (one per class) and a learnt background
+    text_encoder=dict(type='OVTextEncoder', vocabulary=dict(dataset='coco80'), templates='openai', synonyms='mean',
+                      background='learnt'),
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323],
                            bgr_to_rgb=True, pad_size_divisor=32),
     backbone=dict(type='OVFViTBackbone', clip=clip, out_indices=(3, 5, 7, 11), mode='maskclip', norm_cfg=norm_cfg,
@@ -27,8 +30,7 @@ model = dict(
                                out_channels=512, featmap_strides=[16]),
         bbox_head=dict(
             type='OVTextBBoxHead', in_channels=256, fc_out_channels=1024, roi_feat_size=7, embed_dim=512,
-            num_shared_convs=4, num_shared_fcs=2, norm_cfg=norm_cfg, vocabulary=dict(dataset='coco80'),
-            templates='openai', temperature=50.0, vlm_temperature=75.0, alpha=0.1, beta=0.8,
+            num_shared_convs=4, num_shared_fcs=2, norm_cfg=norm_cfg, temperature=50.0, vlm_temperature=75.0, alpha=0.1, beta=0.8,
             bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
             reg_class_agnostic=True,
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),

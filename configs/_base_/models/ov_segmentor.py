@@ -11,7 +11,8 @@ model = dict(
     type='OVSegmentor',
     data_preprocessor=clip_preprocessor,
     backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), mode='vanilla'),
-    templates='openai',
+    # SCLIP / ClearCLIP / NACLIP / ProxyCLIP: a class's probability is the max over its names' (softmax over all names)
+    text_encoder=dict(type='OVTextEncoder', templates='openai', synonyms='max'),
     logit_scale=40.0,
     prob_thd=0.0,
     slide_crop=224,

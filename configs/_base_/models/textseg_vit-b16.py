@@ -14,7 +14,7 @@ model = dict(
     decode_head=dict(type='OVTextSegHead', in_channels=[768, 768, 512], channels=256, embed_dim=512, num_convs=2,
                      dropout_ratio=0.1, norm_cfg=dict(type='SyncBN', requires_grad=True), align_corners=False,
                      loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    templates='openai',
+    text_encoder=dict(type='OVTextEncoder', templates='openai', synonyms='mean'),  # one embedding per class
     train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4), clip_grad=None)

@@ -11,7 +11,8 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 
 from ...progress import ProgressFn
 from ...registry import register
-from ...vocabulary import TextEmbeddingCache, Vocabulary
+from ...clip import CLIPModel
+from ..text import TextSideMixin, build_text_encoder
 from ..utils import PAMR, slide_windows
 from ..utils.chunked import SoftmaxReducer, expand, plan_chunks, resize_region, source_span, tiles
 
@@ -28,7 +29,7 @@ class _Window(NamedTuple):
 
 
 @register('MODELS', mmdet=False)
-class OVSegmentor(BaseSegmentor):
+class OVSegmentor(TextSideMixin, BaseSegmentor):
     """Segment images into the classes of a vocabulary by patch-text cosine similarity.
 
     Pipeline: per window (or the whole image) the backbone's normalised patch embeddings are
@@ -43,11 +44,9 @@ class OVSegmentor(BaseSegmentor):
     (:meth:`segment_image`); only the labels (and probabilities when asked for) exist at full size.
 
     Args:
-        backbone: config of an :class:`OVCLIPViT` (or any module with ``dense_features``).
-        vocabulary: the classes: a :class:`Vocabulary`, ``dict(dataset=...)``, ``dict(file=...)``,
-            ``dict(names=[...])`` or a list of names. Can be changed later by ``set_vocabulary``.
-        templates: prompt templates (strings with ``{}``) or a set name (``'openai'``, ``'simple'``,
-            ``'maskclip'``, ``'none'``).
+        backbone: config of an :class:`OVCLIPViT` (or any module with ``dense_features`` and ``clip``).
+        text_encoder: config of the :class:`~ovdense.models.text.OVTextEncoder` (vocabulary, templates,
+            synonym rule, cache): the text side, embedded with the backbone's CLIP.
         logit_scale: multiplier of the cosine logits before the softmax.
         prob_thd: pixels whose top class probability is below it get ``background_index``.
         area_thd: SCLIP's area rule: classes other than ``background_index`` whose argmax area is at
@@ -67,19 +66,19 @@ class OVSegmentor(BaseSegmentor):
         probs_stride: probabilities at every ``probs_stride``-th pixel of each axis only.
         tile_size: output tile side in pixels (None: from ``memory_budget``).
         chunk_queries: text queries per class chunk (None: from ``memory_budget``).
-        text_cache_dir: folder to cache text embeddings on disk (None: memory only).
         data_preprocessor: mmseg data preprocessor config.
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, backbone: dict, vocabulary: Any = None, *, templates: str | Sequence[str] = 'openai',
-                 logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
+    training_free = True  # CLIP weights are all it needs
+
+    def __init__(self, backbone: dict, text_encoder: dict | None = None, *, logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
                  background_index: int = 0, slide_crop: int = 224, slide_stride: int = 112,
                  window_batch: int = 8, window_padding: str = 'none', window_pad_multiple: int | None = None,
                  pamr: dict | None = None,
                  renormalize: bool = False, memory_budget: int = 1 << 30, return_probs: bool = False,
                  probs_stride: int = 1, tile_size: int | None = None, chunk_queries: int | None = None,
-                 text_cache_dir: str | None = None, data_preprocessor: dict | None = None,
+                 data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if window_padding not in WINDOW_PADDING:
@@ -87,7 +86,7 @@ class OVSegmentor(BaseSegmentor):
         if slide_crop > 0 and slide_stride <= 0:
             raise ValueError(f'slide_stride must be positive with slide_crop={slide_crop}')
         self.backbone = MMSEG_MODELS.build(backbone) if isinstance(backbone, dict) else backbone
-        self.templates = templates
+        self.text_encoder = build_text_encoder(text_encoder)
         self.logit_scale = float(logit_scale)
         self.prob_thd = float(prob_thd)
         self.area_thd = area_thd
@@ -108,30 +107,10 @@ class OVSegmentor(BaseSegmentor):
         self.probs_stride = probs_stride
         self.tile_size = tile_size
         self.chunk_queries = chunk_queries
-        self.text_cache = TextEmbeddingCache(text_cache_dir)
-        self.vocabulary: Vocabulary | None = None
-        if vocabulary is not None:
-            self.set_vocabulary(vocabulary)
 
-    # -------------------------------------------------------------- vocabulary
-    def set_vocabulary(self, vocabulary: Any) -> None:
-        """Change the classes (no rebuild; text embeddings are computed lazily and cached)."""
-        self.vocabulary = Vocabulary.coerce(vocabulary)
-
-    def _templates(self) -> Sequence[str]:
-        if isinstance(self.templates, str):
-            from ...clip import prompt_templates
-            return prompt_templates(self.templates)
-        return self.templates
-
-    def text_embeddings(self, vocabulary: Vocabulary | None = None, *,
-                        progress: ProgressFn | None = None) -> torch.Tensor:
-        """(Q, D) normalised query embeddings of the vocabulary, on the model's device."""
-        vocab = vocabulary or self.vocabulary
-        if vocab is None:
-            raise ValueError('no vocabulary: pass vocabulary= to the model config or call set_vocabulary()')
-        emb = self.text_cache.get(self.backbone.clip, vocab, self._templates(), progress=progress)
-        return emb.to(self.backbone.clip.logit_scale.device)
+    @property
+    def text_clip(self) -> CLIPModel:
+        return self.backbone.clip
 
     # --------------------------------------------------------------- inference
     def patch_logits(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -332,7 +311,7 @@ class OVSegmentor(BaseSegmentor):
 
     @torch.no_grad()
     def inference(self, inputs: torch.Tensor, batch_img_metas: Sequence[dict], *,
-                  vocabulary: Vocabulary | None = None, return_probs: bool | None = None,
+                  vocabulary: Any = None, return_probs: bool | None = None,
                   return_raw: bool = False, progress: ProgressFn | None = None) -> list[dict[str, torch.Tensor]]:
         """Segment a batch.
 
@@ -350,9 +329,8 @@ class OVSegmentor(BaseSegmentor):
             per image a dict with ``label`` (1, H0, W0) and, if asked, ``probs`` (C, H0, W0) (every
             ``probs_stride``-th pixel).
         """
-        vocab = self.vocabulary if vocabulary is None else Vocabulary.coerce(vocabulary)
-        text = self.text_embeddings(vocab, progress=progress)
-        q2c = vocab.query_to_class
+        emb = self.class_embeddings(vocabulary, progress=progress)
+        text, q2c = emb.queries, emb.query_to_class.cpu()
         want_probs = self.return_probs if return_probs is None else return_probs
         results = []
         for img, meta in zip(inputs, batch_img_metas):
@@ -368,12 +346,13 @@ class OVSegmentor(BaseSegmentor):
         self.backbone.init_weights()
 
     # ------------------------------------------------------- mmseg interface
-    def predict(self, inputs: torch.Tensor, data_samples: list | None = None) -> list:
+    def predict(self, inputs: torch.Tensor, data_samples: list | None = None, *,
+                progress: ProgressFn | None = None) -> list:
         from mmseg.structures import SegDataSample
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=dict(img_shape=inputs.shape[2:], ori_shape=inputs.shape[2:]))
                             for _ in range(inputs.shape[0])]
-        results = self.inference(inputs, [s.metainfo for s in data_samples])
+        results = self.inference(inputs, [s.metainfo for s in data_samples], progress=progress)
         for sample, res in zip(data_samples, results):
             sample.set_data(dict(pred_sem_seg=PixelData(data=res['label'])))
             if 'probs' in res:
@@ -385,7 +364,7 @@ class OVSegmentor(BaseSegmentor):
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
         """(B, Q, H, W) cosine logits at input resolution."""
-        text = self.text_embeddings()
+        text = self.class_embeddings().queries
         return torch.stack([self.encode_image(img, text) for img in inputs])
 
     def _forward(self, inputs: torch.Tensor, data_samples: list | None = None) -> torch.Tensor:

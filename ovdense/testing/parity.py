@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-4
 
 # reference config file (as recorded in the case) -> our config
@@ -101,8 +101,8 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
     q2c = case.get('query_to_class', torch.arange(len(case['class_names'])))
     checks.append(Check('vocabulary_queries', float(vocab.queries != list(case['class_names'])), 0))
     checks.append(Check('vocabulary_query_to_class', float(not torch.equal(vocab.query_to_class, q2c)), 0))
-    checks.append(Check('templates', float(list(model._templates()) != list(case['templates'])), 0))
-    text = model.text_embeddings()
+    checks.append(Check('templates', float(list(model.text_encoder.prompt_templates()) != list(case['templates'])), 0))
+    text = model.class_embeddings().queries
     checks.append(Check('text_embeddings', _max_diff(text, case['text_embeddings'])))
 
     # the config's test pipeline + data preprocessor must give the reference's input tensor
@@ -187,8 +187,8 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     vocab = model.vocabulary
     checks.append(Check('vocabulary_queries', float(vocab.queries != list(case['class_names'])), 0))
     checks.append(Check('vocabulary_query_to_class', float(not torch.equal(vocab.query_to_class, case['query_to_class'])), 0))
-    checks.append(Check('templates', float(list(model._templates()) != list(case['templates'])), 0))
-    text = model.text_embeddings()
+    checks.append(Check('templates', float(list(model.text_encoder.prompt_templates()) != list(case['templates'])), 0))
+    text = model.class_embeddings().queries
     add('text_embeddings', text, case['text_embeddings'])
 
     pipeline = Compose([t for t in cfg.test_pipeline if t['type'] != 'LoadAnnotations'])
@@ -321,19 +321,19 @@ def _run_denseclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     m.backbone.norm_cfg = dict(type='BN')  # SyncBN in eval mode computes the same
     m.context_decoder.transformer_width = 64  # the case's reduced decoder (config: 256)
     m.neck.in_channels = [192, 192, 192 + 150, 192]
-    m.vocabulary = list(case['class_names'])
+    m.text_encoder.vocabulary = list(case['class_names'])
     model = MODELS.build(m)
     model.backbone.init_weights()  # CLIP weights; the random parts come from the case
     missing = model.backbone.load_state_dict(case['backbone_fpn_state_dict'], strict=False)
     assert not missing.unexpected_keys, missing.unexpected_keys
     model.context_decoder.load_state_dict(case['context_decoder_state_dict'])
     with torch.no_grad():
-        model.contexts.copy_(case['contexts'])
+        model.text_encoder.contexts.copy_(case['contexts'])
         model.gamma.copy_(case['gamma'])
     model.eval()
     checks = []
     add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
-    tokens = model.backbone.clip.tokenize(model.vocabulary.names, context_length=model.context_length)
+    tokens = model.backbone.clip.tokenize(model.vocabulary.names, context_length=model.text_encoder.context_length)
     checks.append(Check('class_tokens_mismatches', float((tokens != case['class_tokens']).sum()), 0))
     add('pos_embed_resized_14x20', interpolate_pos_embed(model.backbone.vit.tower.positional_embedding, (14, 20),
                                                          method='bilinear')[1:].T.reshape(1, -1, 14, 20),
@@ -346,7 +346,7 @@ def _run_denseclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
                 add(f'{key}_level{i}', lv, case[f'{key}_level{i}'])
             add(f'{key}_global_embedding', global_emb, case[f'{key}_global_embedding'])
             add(f'{key}_visual_embeddings', visual, case[f'{key}_visual_embeddings'])
-            add(f'{key}_text_embeddings_pre_context', model.class_embeddings()[None],
+            add(f'{key}_text_embeddings_pre_context', model.prompt_embeddings()[None],
                 case[f'{key}_text_embeddings_pre_context'])
             _, feats, score, text = model.features(x)
             add(f'{key}_text_embeddings', text, case[f'{key}_text_embeddings'])

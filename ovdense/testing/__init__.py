@@ -1,4 +1,6 @@
-"""Tiny models and inputs for fast tests, and the golden tiny CLIP of ``../shared/golden``."""
+"""Test support (users need not import it): tiny models and inputs for fast tests, the golden tiny CLIP of
+``../shared/golden``, the golden-parity runner (:mod:`.parity`) and the synthetic-world evaluation
+(:mod:`.synthetic_eval`)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .clip import CLIPModel, build_clip
+from ..clip import CLIPModel, build_clip
 
 # A 2-layer ViT (patch 16, width 64) and a 1-layer text tower: builds in milliseconds.
 TINY_CLIP_CFG = dict(
@@ -27,7 +29,7 @@ def tiny_clip(seed: int = 0, *, layers: int = 2) -> CLIPModel:
 
 def tiny_vfm(seed: int = 0, *, model_name: str = 'vit_base_patch8_224.dino'):
     """A random tiny vision foundation model (timm architecture of ``model_name``, 1 block of width 32)."""
-    from .clip import build_vfm
+    from ..clip import build_vfm
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return build_vfm(model_name, pretrained=False, model_kwargs=dict(embed_dim=32, depth=1, num_heads=2)).eval()
@@ -36,7 +38,7 @@ def tiny_vfm(seed: int = 0, *, model_name: str = 'vit_base_patch8_224.dino'):
 def shared_dir() -> Path:
     """``../shared`` next to the repository (CI has it; a user's clone may not)."""
     env = os.environ.get('OVDENSE_SHARED')
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / 'shared'
+    return Path(env) if env else Path(__file__).resolve().parents[3] / 'shared'
 
 
 def golden_dir() -> Path:

@@ -9,7 +9,8 @@ import torch
 from ..clip import CLIPModel
 from ..datasets.synthetic import (NOVEL_CLASSES, OBJECT_CLASSES, STUFF_CLASSES, WorldConfig, generate,
                                   semantic_classes)
-from ..vocabulary import Vocabulary, encode_queries
+from ..models.text import encode_queries
+from ..vocabulary import Vocabulary
 
 CLIP_MEAN = torch.tensor([122.771, 116.746, 104.094]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([68.501, 66.632, 70.323]).view(1, 3, 1, 1)
@@ -75,8 +76,8 @@ def dense_zero_shot(clip: CLIPModel, mode: str, *, seed: int = 2000, num_images:
     (%), and mIoU over base objects, novel objects and stuff.
     """
     from ..models import OVCLIPViT, OVSegmentor
-    seg = OVSegmentor(OVCLIPViT(clip, mode), Vocabulary.from_list(list(semantic_classes())), templates=list(templates),
-                      logit_scale=logit_scale, slide_crop=0).eval()
+    text = dict(vocabulary=Vocabulary.from_list(list(semantic_classes())), templates=list(templates))
+    seg = OVSegmentor(OVCLIPViT(clip, mode), text, logit_scale=logit_scale, slide_crop=0).eval()
     n = len(semantic_classes())
     inter, union = np.zeros(n), np.zeros(n)
     scenes = [generate(seed, i, WorldConfig(size=image_size)) for i in range(num_images)]

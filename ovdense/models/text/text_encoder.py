@@ -1,0 +1,334 @@
+"""The text side of every ovdense model: vocabulary, prompts, synonyms, background, cached embeddings."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from ...clip import CLIPModel
+from ...progress import ProgressFn
+from ...registry import register
+from ...vocabulary import Vocabulary
+
+SYNONYM_RULES = ('max', 'mean')
+BACKGROUND_KINDS = ('learnt',)
+MEMORY_ENTRIES = 16  # cached (weights, vocabulary, templates) embeddings kept in memory
+
+
+@dataclass(frozen=True)
+class ClassEmbeddings:
+    """What a head receives: the vocabulary's text embeddings and how its names make classes.
+
+    Attributes:
+        vocabulary: the classes.
+        queries: (Q, D) L2-normalised embeddings, one per text query.
+        query_to_class: (Q,) int64, the class of each query (non-decreasing).
+        synonyms: the rule that made the queries (:data:`SYNONYM_RULES`).
+        background: (N_bg, D) L2-normalised background embeddings (fixed names or learnt), or None.
+        logit_scale: ``exp(logit_scale)`` of the CLIP that embedded them (its own temperature).
+    """
+    vocabulary: Vocabulary
+    queries: torch.Tensor
+    query_to_class: torch.Tensor
+    synonyms: str
+    background: torch.Tensor | None = None
+    logit_scale: float | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocabulary)
+
+    def reduce(self, scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        """Query scores (..., Q, ...) along ``dim`` -> class scores (..., K, ...): the max over each class's
+        queries (the identity when every class has one query, as with ``synonyms='mean'``)."""
+        return reduce_synonyms(scores, self.query_to_class, self.num_classes, dim=dim)
+
+
+def reduce_synonyms(scores: torch.Tensor, query_to_class: torch.Tensor, num_classes: int, *,
+                    dim: int = -1) -> torch.Tensor:
+    """(..., Q, ...) query scores -> (..., K, ...) class scores along ``dim``: the max over each class's queries."""
+    if scores.shape[dim] != query_to_class.shape[0]:
+        raise ValueError(f'{scores.shape[dim]} scores along dim {dim}, {query_to_class.shape[0]} queries')
+    if query_to_class.shape[0] == num_classes:
+        return scores
+    dim = dim % scores.dim()
+    shape = [1] * scores.dim()
+    shape[dim] = -1
+    index = query_to_class.to(scores.device).view(shape).expand_as(scores)
+    out_shape = list(scores.shape)
+    out_shape[dim] = num_classes
+    return scores.new_full(out_shape, float('-inf')).scatter_reduce(dim, index, scores, 'amax')
+
+
+class TextEmbeddingCache:
+    """Template-averaged query embeddings of (text weights, vocabulary, templates), in memory and optionally
+    on disk. The key contains :meth:`CLIPModel.text_fingerprint`, which follows the weights really in the
+    model (refreshed after any load or in-place change), so a cached entry is never stale.
+
+    Args:
+        cache_dir: folder for ``.safetensors`` files, or None for memory only.
+        batch_size: prompts per text-tower forward.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, batch_size: int = 256) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.batch_size = batch_size
+        self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    @staticmethod
+    def key(clip: CLIPModel, queries: Sequence[str], templates: Sequence[str]) -> str:
+        h = hashlib.sha1()
+        for part in (clip.text_fingerprint(), json.dumps(list(queries)), json.dumps(list(templates))):
+            h.update(part.encode())
+        return h.hexdigest()[:24]
+
+    def get(self, clip: CLIPModel, queries: Sequence[str], templates: Sequence[str], *,
+            progress: ProgressFn | None = None) -> torch.Tensor:
+        """(Q, D) float32 normalised embeddings of ``queries``; ``progress`` gets ``('text', done, total)``
+        while they are encoded (not when cached)."""
+        key = self.key(clip, queries, templates)
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        path = self.cache_dir / f'text_{key}.safetensors' if self.cache_dir else None
+        if path is not None and path.is_file():
+            from safetensors.torch import load_file
+            emb = load_file(str(path))['embeddings']
+        else:
+            emb = encode_queries(clip, queries, templates, batch_size=self.batch_size, progress=progress)
+            if path is not None:
+                from safetensors.torch import save_file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix('.tmp')
+                save_file({'embeddings': emb.contiguous()}, str(tmp))
+                os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache file
+        self._memory[key] = emb
+        while len(self._memory) > MEMORY_ENTRIES:  # the oldest (weights, vocabulary) pairs go first
+            self._memory.popitem(last=False)
+        return emb
+
+
+@torch.no_grad()
+def encode_queries(clip: CLIPModel, queries: Sequence[str], templates: Sequence[str], *,
+                   batch_size: int = 256, progress: ProgressFn | None = None) -> torch.Tensor:
+    """(Q, D) template-averaged, normalised text embeddings: per query the L2-normalised mean over
+    templates of the L2-normalised embeddings of the filled-in templates (CLIP zero-shot, SCLIP, ...).
+
+    Queries are encoded a group at a time (``batch_size // len(templates)`` queries, all their templates,
+    at most ``batch_size`` prompts per forward) and averaged at once, so memory holds (Q, D), never
+    (Q x templates, D). ``progress`` gets ``('text', done, total)`` after each group; without it a
+    progress bar is shown when it takes more than 20 forwards.
+    """
+    if not templates:
+        raise ValueError('no prompt templates given')
+    group = max(batch_size // len(templates), 1)
+    groups = [queries[i:i + group] for i in range(0, len(queries), group)]
+    bar = None
+    if progress is None and len(groups) * -(-len(templates) * group // batch_size) > 20:
+        from ...progress import progress_bar
+        bar = progress_bar(len(queries), 'text embeddings')
+    out = []
+    warned: set[str] = set()
+    for qs in groups:
+        prompts = [t.format(q) if '{}' in t else f'{t} {q}' for q in qs for t in templates]
+        embs = []
+        for i in range(0, len(prompts), batch_size):
+            tokens = clip.tokenize(prompts[i:i + batch_size])
+            for j in torch.nonzero(tokens[:, -1] != 0).flatten().tolist():  # filled the context: cut
+                name = qs[(i + j) // len(templates)]
+                if name not in warned:
+                    warned.add(name)
+                    warnings.warn(f"class name '{name[:60]}{'...' if len(name) > 60 else ''}' ({len(name)} "
+                                  f'characters) is longer than the text context of {tokens.shape[1]} tokens: '
+                                  'CLIP reads it cut', stacklevel=2)
+            embs.append(clip.encode_text(tokens, normalize=True))
+        emb = torch.cat(embs)
+        out.append(emb.float().view(len(qs), len(templates), -1).mean(1))
+        if bar is not None:
+            bar.update(len(qs))
+        if progress is not None:
+            progress('text', min(len(out) * group, len(queries)), len(queries))
+    return F.normalize(torch.cat(out), dim=-1)
+
+
+@register('MODELS')
+class OVTextEncoder(BaseModule):
+    """The one text side of ovdense models: owns the vocabulary, the prompt templates, the synonym rule,
+    optional background embeddings and the embedding cache, and encodes with the text tower of the CLIP it
+    is given (the model's own: never a second CLIP). Models call it and pass the
+    :class:`ClassEmbeddings` to their heads as arguments.
+
+    Synonym rule (``synonyms``), one knob for every family:
+        ``'max'`` (default): every name of a class is a text query; a class scores the max over its names
+        of whatever the consumer computes (probabilities after a softmax over all names in the training-free
+        segmentors, as SCLIP / ClearCLIP / NACLIP; cosine in region classification; logits in trained heads).
+        ``'mean'``: one query per class, the normalised mean of its names' embeddings (ViLD / Detic style).
+
+    Args:
+        vocabulary: the classes (:meth:`Vocabulary.coerce`: a Vocabulary, list, ``dict(dataset=...)``,
+            ``dict(file=...)``, ``dict(names=...)``), or None to set later (``set_vocabulary``).
+        templates: prompt templates (strings with ``{}``) or a set name of :func:`ovdense.clip.prompt_templates`.
+        synonyms: synonym rule, one of :data:`SYNONYM_RULES`.
+        background: None, ``'learnt'`` (one learnt embedding, F-ViT) or names whose embeddings (with the
+            templates) are the background.
+        num_contexts: learnt context tokens inserted after the start token of every prompt (CoOp /
+            DenseCLIP; 0: plain templates). With contexts, names are prompted bare (no templates) and
+            embeddings are recomputed on every call (they train).
+        context_length: tokens per name with contexts (DenseCLIP: 5).
+        context_width: token-embedding width of the text tower (needed with contexts).
+        embed_dim: joint embedding dimension (needed with ``background='learnt'``).
+        cache_dir: folder to cache embeddings on disk (None: memory only).
+        batch_size: prompts per text-tower forward.
+    """
+
+    def __init__(self, vocabulary: Any = None, *, templates: str | Sequence[str] = 'openai', synonyms: str = 'max',
+                 background: str | Sequence[str] | None = None, num_contexts: int = 0,
+                 context_length: int | None = None, context_width: int | None = None, embed_dim: int | None = None,
+                 cache_dir: str | None = None, batch_size: int = 256, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if synonyms not in SYNONYM_RULES:
+            raise ValueError(f"unknown synonym rule '{synonyms}'; valid: {list(SYNONYM_RULES)}")
+        if isinstance(background, str) and background not in BACKGROUND_KINDS:
+            raise ValueError(f"unknown background '{background}'; valid: None, {list(BACKGROUND_KINDS)} or a list "
+                             'of background names')
+        if isinstance(templates, str):
+            from ...clip import prompt_templates
+            prompt_templates(templates)  # validates the name
+        elif not templates:
+            raise ValueError('no prompt templates given')
+        self.templates = templates
+        self.synonyms = synonyms
+        self.background_names = Vocabulary.coerce(list(background)).queries if (
+            background is not None and not isinstance(background, str)) else None
+        self.background = None
+        if background == 'learnt':
+            if embed_dim is None:
+                raise ValueError("background='learnt' needs embed_dim")
+            self.background = nn.Parameter(torch.randn(embed_dim) * embed_dim ** -0.5)
+        self.contexts = None
+        self.context_length = context_length
+        if num_contexts:
+            if context_width is None or context_length is None:
+                raise ValueError('learnt contexts need context_width and context_length')
+            if synonyms != 'max':
+                raise ValueError("learnt contexts prompt every name: synonyms must be 'max'")
+            self.contexts = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, num_contexts, context_width)))
+        self.cache = TextEmbeddingCache(cache_dir, batch_size=batch_size)
+        self._background_cache = TextEmbeddingCache(batch_size=batch_size)
+        self._vocabulary = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
+
+    # -------------------------------------------------------------- vocabulary
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            raise ValueError('no vocabulary: give text_encoder=dict(vocabulary=...) in the config, '
+                             'call set_vocabulary() or pass vocabulary= to inference_model()')
+        return self._vocabulary
+
+    @property
+    def has_vocabulary(self) -> bool:
+        return self._vocabulary is not None
+
+    def set_vocabulary(self, vocabulary: Any) -> None:
+        """Change the classes (no rebuild; embeddings are computed at the next call, or taken from the cache)."""
+        self._vocabulary = Vocabulary.coerce(vocabulary)
+
+    def prompt_templates(self) -> tuple[str, ...]:
+        if isinstance(self.templates, str):
+            from ...clip import prompt_templates
+            return prompt_templates(self.templates)
+        return tuple(self.templates)
+
+    # ------------------------------------------------------------------ encode
+    def forward(self, clip: CLIPModel, vocabulary: Any = None, *,
+                progress: ProgressFn | None = None) -> ClassEmbeddings:
+        """The class embeddings of ``vocabulary`` (default: the encoder's own) with ``clip``'s text tower,
+        on its device.
+
+        Args:
+            clip: the model's CLIP.
+            vocabulary: classes for this call only.
+            progress: gets ``('text', done, total)`` while embeddings are encoded.
+        """
+        vocab = self.vocabulary if vocabulary is None else Vocabulary.coerce(vocabulary)
+        device = clip.logit_scale.device
+        if self.contexts is not None:
+            queries = F.normalize(self.encode_with_contexts(clip, vocab.queries), dim=-1)
+        else:
+            queries = self.cache.get(clip, vocab.queries, self.prompt_templates(), progress=progress).to(device)
+        q2c = vocab.query_to_class.to(device)
+        if self.synonyms == 'mean' and queries.shape[0] != len(vocab):
+            queries = F.normalize(torch.zeros(len(vocab), queries.shape[1], device=device,
+                                              dtype=queries.dtype).index_add_(0, q2c, queries), dim=-1)
+            q2c = torch.arange(len(vocab), device=device)
+        background = None
+        if self.background is not None:
+            background = F.normalize(self.background, dim=0)[None].to(device)
+        elif self.background_names is not None:
+            background = self._background_cache.get(clip, self.background_names, self.prompt_templates()).to(device)
+        return ClassEmbeddings(vocab, queries, q2c, self.synonyms, background,
+                               float(clip.logit_scale.detach().float().exp()))
+
+    def encode_with_contexts(self, clip: CLIPModel, names: Sequence[str]) -> torch.Tensor:
+        """(N, D) unnormalised embeddings of ``names`` tokenised to ``context_length`` tokens with the learnt
+        contexts inserted after the start token (DenseCLIP's prompting; differentiable in the contexts)."""
+        tokens = clip.tokenize(names, context_length=self.context_length)
+        x = clip.embed_tokens(tokens)
+        ctx = self.contexts.expand(len(tokens), -1, -1).to(x.dtype)
+        x = torch.cat([x[:, :1], ctx, x[:, 1:]], 1)
+        return clip.encode_text_embeddings(x, tokens.argmax(-1) + ctx.shape[1])
+
+
+class TextSideMixin:
+    """The vocabulary interface of every ovdense model, delegated to its ``text_encoder``
+    (:class:`OVTextEncoder`); the model provides ``text_clip``, the CLIP whose text tower embeds."""
+
+    text_encoder: OVTextEncoder
+
+    @property
+    def text_clip(self) -> CLIPModel:
+        raise NotImplementedError
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The model's classes."""
+        return self.text_encoder.vocabulary
+
+    def set_vocabulary(self, vocabulary: Any) -> None:
+        """Change the classes: no rebuild, no retraining; embeddings come from the cache when seen before."""
+        self.text_encoder.set_vocabulary(vocabulary)
+
+    def class_embeddings(self, vocabulary: Any = None, *, progress: ProgressFn | None = None) -> ClassEmbeddings:
+        """The :class:`ClassEmbeddings` of ``vocabulary`` (default: the model's) with the model's own CLIP."""
+        return self.text_encoder(self.text_clip, vocabulary, progress=progress)
+
+    @contextmanager
+    def vocabulary_as(self, vocabulary: Any) -> Iterator[None]:
+        """Use ``vocabulary`` inside the block (None: the model's), then restore the model's."""
+        if vocabulary is None:
+            yield
+            return
+        previous = self.text_encoder._vocabulary
+        self.text_encoder.set_vocabulary(vocabulary)
+        try:
+            yield
+        finally:
+            self.text_encoder._vocabulary = previous
+
+
+def build_text_encoder(cfg: dict | None = None, **defaults: Any) -> OVTextEncoder:
+    """Build a text encoder from a config dict (``type`` defaults to ``'OVTextEncoder'``); ``defaults``
+    fill keys the config does not give."""
+    from mmseg.registry import MODELS
+    return MODELS.build(dict(dict(type='OVTextEncoder', **defaults), **(cfg or {})))
