@@ -1,7 +1,8 @@
 """ovdense: open-vocabulary dense prediction from CLIP vision transformers.
 
 Importing ``ovdense`` is cheap: open_clip, mmseg and mmdet are imported only when used.
-``import ovdense.models`` registers every module into the mmseg and mmdet registries.
+``import ovdense.models`` registers the segmentation and shared modules into mmseg's registries (no mmdet);
+``import ovdense.detection`` registers the detection modules into mmdet's, and the shared ones too.
 """
 from __future__ import annotations
 

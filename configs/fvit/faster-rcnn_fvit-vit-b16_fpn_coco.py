@@ -4,7 +4,7 @@
 # COCO vocabulary, embedded with the backbone's own CLIP. No VLM score fusion here (no dense map: see
 # configs/fvit/fvit_vit-b16_ov-coco-640.py).
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
-custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)
 model = dict(
     type='OVFViT',
     text_encoder=dict(vocabulary=dict(dataset='coco80'), synonyms='mean'),

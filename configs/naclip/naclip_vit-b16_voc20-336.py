@@ -5,11 +5,3 @@ model = dict(
     pamr=dict(num_iter=10, dilations=(8, 16)),
     renormalize=True,
     text_encoder=dict(vocabulary=dict(dataset='voc20')))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-val_dataloader = test_dataloader

@@ -7,11 +7,3 @@ model = dict(
     text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/voc21_sclip.txt')),
     prob_thd=0.1,
     slide_crop=0)
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-val_dataloader = test_dataloader

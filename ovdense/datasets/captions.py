@@ -40,7 +40,7 @@ def image_key(objects: list[dict], stuff: str, *, gray: bool = False, zoomed: bo
 
 def caption_key(objects: list[dict], stuff: str, style: str) -> str:
     """What a caption of ``style`` asserts, in the layout of :func:`image_key` with ``null`` for what it
-    leaves unsaid; :func:`~ovdense.models.pretrainer.describes` matches the two."""
+    leaves unsaid; :func:`~ovdense.models.pretrainers.clip_pretrainer.describes` matches the two."""
     said = MENTIONS[style]
     objs = [[o['cls']] + [o[a] if a in said and not (a == 'texture' and o[a] == 'plain') else None for a in ATTRIBUTES[1:]]
             for o in objects]

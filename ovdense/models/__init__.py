@@ -1,17 +1,16 @@
-"""Importing this package registers every ovdense module into mmseg's and mmdet's registries."""
-from .backbones import DENSE_MODES, OVCLIPViT
+"""Importing this package registers ovdense's segmentation and shared modules into mmseg's registries
+(``custom_imports=dict(imports=['ovdense.models'])``); it never imports mmdet. Detection:
+``import ovdense.detection``."""
+from .. import fileio, hooks  # noqa: F401  (the atomic checkpoint backend, weights-only loading, hooks)
+from .. import datasets  # noqa: F401  (registers the segmentation / CLIPSelf datasets)
+from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
+from .backbones import DENSE_MODES, OVCLIPViT, OVDenseCLIPViT, OVFViTBackbone
 from .data_preprocessor import OVSegDataPreProcessor
-from .clipself import OVCLIPSelf
-from .denseclip import OVContextDecoder, OVDenseCLIP, OVDenseCLIPViT
-from .pretrainer import OVCLIPPretrainer
-from .vfm_pretrainer import OVVFMPretrainer
-from .text_seg import OVTextSegHead, OVTextSegmentor
-from .detection import OVFViT, OVFViTBackbone, OVFViTRoIHead, OVTextBBoxHead
-from .segmentors import OVSegmentor
-from .text import ClassEmbeddings, OVTextEncoder
-from .. import datasets, fileio, hooks  # noqa: F401  (register datasets, file backend and hooks too)
-from ..evaluation import ov_coco, region, zero_shot_iou  # noqa: F401  (registers the metrics)
+from .decode_heads import OVTextSegHead
+from .pretrainers import OVCLIPPretrainer, OVCLIPSelf, OVVFMPretrainer
+from .segmentors import OVDenseCLIP, OVSegmentor, OVTextSegmentor
+from .text import ClassEmbeddings, OVContextDecoder, OVTextEncoder
 
-__all__ = ['OVCLIPViT', 'DENSE_MODES', 'OVSegmentor', 'OVSegDataPreProcessor', 'OVCLIPPretrainer', 'OVVFMPretrainer', 'OVCLIPSelf', 'OVDenseCLIP', 'OVDenseCLIPViT',
-           'OVContextDecoder', 'OVTextSegHead', 'OVTextSegmentor', 'OVFViT', 'OVFViTBackbone', 'OVFViTRoIHead',
-           'OVTextBBoxHead', 'OVTextEncoder', 'ClassEmbeddings']
+__all__ = ['OVCLIPViT', 'OVDenseCLIPViT', 'OVFViTBackbone', 'DENSE_MODES', 'OVSegmentor', 'OVTextSegmentor',
+           'OVDenseCLIP', 'OVTextSegHead', 'OVSegDataPreProcessor', 'OVCLIPSelf', 'OVCLIPPretrainer',
+           'OVVFMPretrainer', 'OVTextEncoder', 'OVContextDecoder', 'ClassEmbeddings']

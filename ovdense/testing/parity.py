@@ -253,7 +253,7 @@ def _run_clipself(case: dict, golden_dir: Path, config: Path) -> list[Check]:
 
     from ovdense.datasets.clipself import mask_to_grid, resize_longest, resize_max_size
     from ovdense.models.backbones.clip_vit import interpolate_pos_embed
-    from ovdense.models.clipself import (OVCLIPSelf, box_masks, mask_attn_features, mask_features,
+    from ovdense.models.pretrainers.clipself import (OVCLIPSelf, box_masks, mask_attn_features, mask_features,
                                          roi_features)
 
     cfg = Config.fromfile(str(config))
@@ -341,7 +341,8 @@ def _run_denseclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     with torch.no_grad():
         for key in ('224', '224x320'):
             x = case[f'input_{key}']
-            levels, global_emb, visual = model.backbone(x)
+            *levels, global_emb, visual = model.backbone(x)
+            global_emb = global_emb.flatten(1)
             for i, lv in enumerate(levels):
                 add(f'{key}_level{i}', lv, case[f'{key}_level{i}'])
             add(f'{key}_global_embedding', global_emb, case[f'{key}_global_embedding'])

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from ovdense.clip import build_clip
 from ovdense.evaluation.region import OVRegionClsMetric, per_class_topk
-from ovdense.models.clipself import OVCLIPSelf, box_masks, mask_features, roi_features
+from ovdense.models.pretrainers.clipself import OVCLIPSelf, box_masks, mask_features, roi_features
 from ovdense.testing.parity import run_case
 from ovdense.testing import TINY_CLIP_CFG, golden_dir
 

@@ -10,7 +10,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from torchvision.ops import roi_align
 
-from ovdense.models import OVFViTBackbone, OVTextBBoxHead, OVTextEncoder
+import ovdense.detection  # noqa: F401  (registers the detection modules)
+from ovdense.models import OVFViTBackbone, OVTextEncoder
+from ovdense.models.roi_heads import OVTextBBoxHead
 from ovdense.testing import TINY_CLIP_CFG, random_images, tiny_clip
 
 REPO = Path(__file__).resolve().parents[2]

@@ -117,7 +117,7 @@ def test_export_hook_rejects_unknown_dtype():
 def test_semantic_positives():
     """A caption is a positive of every image it truly describes, not only of its own image."""
     from ovdense.datasets.captions import caption_key, image_key
-    from ovdense.models.pretrainer import describes
+    from ovdense.models.pretrainers.clip_pretrainer import describes
     star = [dict(cls='star', color='red', size='small', texture='striped')]
     blue_star = [dict(cls='star', color='blue', size='large', texture='plain')]
     pair = star + [dict(cls='ring', color='blue', size='large', texture='plain')]

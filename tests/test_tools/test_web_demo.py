@@ -31,7 +31,7 @@ def _train_tiny_detector(tmp: Path) -> Path:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    import ovdense.models.detection  # noqa: F401
+    import ovdense.detection  # noqa: F401
     from ovdense.datasets.synthetic import export
     data = export(tmp / 'synthetic', split='train', num_images=8, seed=3000, progress=False)
     cfg = Config.fromfile(str(REPO / 'configs/synthetic/fvit_tinyclip_synthetic-128.py'))

@@ -3,7 +3,7 @@
 # (learnt temperature 50, learnt background), class-agnostic regression, and VLM score fusion with the
 # ViT's dense CLIP map (alpha=0.1 base, beta=0.8 novel, temperature 75) as the reference OV-COCO config.
 _base_ = ['mmdet::_base_/default_runtime.py']
-custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 clip = dict(model_name='ViT-B-16', pretrained='openai')
 model = dict(

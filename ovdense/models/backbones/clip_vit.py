@@ -108,6 +108,7 @@ class OVCLIPViT(BaseModule):
         proxy_gamma: ``proxyclip``'s gamma (3.0).
         reference_quirks: ``proxyclip``: reproduce the reference's batch-wide similarity mean and its
             height-only grid (non-square windows scrambled) instead of the correct behaviour.
+        pretrained: a CLIP checkpoint file (mmseg's model-level ``pretrained``): replaces ``clip``'s checkpoint.
         init_cfg: mmengine init config (unused: weights come from ``clip``).
     """
 
@@ -115,8 +116,13 @@ class OVCLIPViT(BaseModule):
                  pos_interp: str = 'sclip', patch_padding: str = 'drop', naclip_std: float = 5.0,
                  ln_eps: float | None = None, act: str = 'model', frozen: bool = True,
                  proxy: Any = None, proxy_beta: float = 1.2, proxy_gamma: float = 3.0,
-                 reference_quirks: bool = False, init_cfg: dict | None = None) -> None:
+                 reference_quirks: bool = False, pretrained: str | None = None,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if pretrained is not None:  # mmseg's model-level ``pretrained``: the CLIP checkpoint file
+            if not isinstance(clip, dict):
+                raise ValueError('pretrained= names a CLIP checkpoint for clip=dict(...); a built CLIPModel has its own')
+            clip = dict(clip, checkpoint=pretrained)
         _check(mode, DENSE_MODES, 'dense mode')
         _check(pos_interp, POS_INTERP, 'position interpolation')
         _check(patch_padding, PATCH_PADDING, 'patch padding')

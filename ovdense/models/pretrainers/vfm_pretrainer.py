@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from ..clip import build_vfm
-from ..clip.vfm import IMAGENET_MEAN, IMAGENET_STD
-from ..registry import register
+from ...clip import build_vfm
+from ...clip.vfm import IMAGENET_MEAN, IMAGENET_STD
+from ...registry import register
 
 
 class _Head(nn.Module):

@@ -12,10 +12,10 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torchvision.ops import roi_align
 
-from ..clip import CLIPModel, build_clip
-from ..registry import register
-from .backbones.clip_vit import OVCLIPViT
-from .text import ClassEmbeddings, TextSideMixin, build_text_encoder
+from ...clip import CLIPModel, build_clip
+from ...registry import register
+from ..backbones.clip_vit import OVCLIPViT
+from ..text import ClassEmbeddings, TextSideMixin, build_text_encoder
 
 REGION_POOLS = ('roi_align', 'mask', 'mask_attn')
 REGION_PATHS = ('roi', 'mask', 'crop')

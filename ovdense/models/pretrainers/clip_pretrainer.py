@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from ..clip import build_clip
-from ..registry import register
+from ...clip import build_clip
+from ...registry import register
 
 
 def describes(caption_key: str, image_key: str) -> bool:

@@ -1,0 +1,3 @@
+from .text_seg_head import OVTextSegHead
+
+__all__ = ['OVTextSegHead']

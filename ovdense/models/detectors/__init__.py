@@ -1,0 +1,3 @@
+from .fvit import OVFViT
+
+__all__ = ['OVFViT']

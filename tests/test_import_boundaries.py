@@ -1,0 +1,71 @@
+"""Import boundaries: segmentation never needs mmdet, detection registers its own modules, no circles."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BLOCK_MMDET = '''
+import importlib.abc, sys
+class _NoMMDet(importlib.abc.MetaPathFinder):  # as if mmdet were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name == 'mmdet' or name.startswith('mmdet.'):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+sys.meta_path.insert(0, _NoMMDet())
+'''
+
+SEGMENT = '''
+import numpy as np
+from ovdense.apis import find_config, inference_model, init_model
+model = init_model(find_config('clearclip_tinyclip_synthetic-128'))
+res = inference_model(model, np.zeros((64, 80, 3), np.uint8), vocabulary=['grass', 'water'])
+assert res.pred_sem_seg.data.shape == (1, 64, 80)
+'''
+
+
+def _run(*parts: str) -> subprocess.CompletedProcess:
+    code = '\n'.join(textwrap.dedent(p) for p in parts)
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+
+
+def test_segmentation_runs_without_mmdet():
+    """A fresh process where mmdet cannot be imported builds and runs a segmentation model."""
+    r = _run(BLOCK_MMDET, SEGMENT, "assert not [m for m in sys.modules if m.startswith('mmdet')]\nprint('ok')")
+    assert r.returncode == 0 and r.stdout.strip().endswith('ok'), r.stderr[-3000:]
+
+
+def test_segmentation_imports_no_mmdet_module_of_its_own():
+    """With mmdet installed, mmseg itself imports a few mmdet modules (its Mask2Former head tries to);
+    building and running an ovdense segmentation model adds none."""
+    r = _run('''
+        import sys
+        import mmseg.models, mmseg.datasets, mmseg.evaluation, mmseg.structures, mmseg.visualization
+        before = {m for m in sys.modules if m.startswith('mmdet')}
+        ''', SEGMENT, '''
+        print(sorted({m for m in sys.modules if m.startswith('mmdet')} - before))
+        ''')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == '[]'
+
+
+def test_detection_registers_shared_modules_into_mmdet():
+    r = _run('''
+        import ovdense.models
+        from mmdet.registry import MODELS
+        assert MODELS.get('OVCLIPViT') is None  # not before detection is imported
+        import ovdense.detection
+        names = ['OVCLIPViT', 'OVFViTBackbone', 'OVDenseCLIPViT', 'OVTextEncoder', 'OVCLIPSelf', 'OVFViT',
+                 'OVFViTRoIHead', 'OVTextBBoxHead']
+        assert all(MODELS.get(n) is not None for n in names), [n for n in names if MODELS.get(n) is None]
+        print('ok')
+        ''')
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-3000:]
+
+
+@pytest.mark.parametrize('module', ['ovdense.hooks', 'ovdense.testing.synthetic_eval', 'ovdense.models.text',
+                                    'ovdense.evaluation.region', 'ovdense.datasets', 'ovdense.apis',
+                                    'ovdense.models.segmentors', 'ovdense.detection', 'ovdense.testing.parity'])
+def test_every_module_imports_alone(module):
+    """Each module imports first in a fresh process (an import circle fails here)."""
+    r = _run(f'import {module}')
+    assert r.returncode == 0, r.stderr[-3000:]
