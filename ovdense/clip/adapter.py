@@ -245,6 +245,21 @@ class CLIPModel(nn.Module):
             self._text_fingerprint = (state, h.hexdigest())
         return self._text_fingerprint[1]
 
+    def lock_text(self) -> None:
+        """Freeze the text tower (open_clip's ``lock_text_tower``) and the logit scale (and bias) it is
+        compared with."""
+        self.model.lock_text_tower()
+        for name in ('logit_scale', 'logit_bias'):
+            p = getattr(self.model, name, None)
+            if isinstance(p, nn.Parameter):
+                p.requires_grad_(False)
+
+    def lock_vision(self, unlocked_blocks: int = 0) -> None:
+        """Freeze the vision tower but its last ``unlocked_blocks`` blocks (then with ``ln_post`` and the
+        projection): open_clip's ``lock_image_tower``, whose groups are the stem, each block, the last block
+        with ``ln_post``, and the projection."""
+        self.model.lock_image_tower(unlocked_groups=unlocked_blocks + 1 if unlocked_blocks else 0)
+
     def text_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the text tower (everything outside ``visual``)."""
         return (p for n, p in self.model.named_parameters() if not n.startswith('visual.'))

@@ -90,6 +90,12 @@ def test_train_blocks_freezes_earlier_blocks(tmp_path):
     assert not any(p.requires_grad for p in blocks[0].fc1.parameters())
     assert all(p.requires_grad for p in blocks[-1].fc1.parameters())
     assert not m.student.tower.conv1.weight.requires_grad and m.student.tower.proj.requires_grad
+    named = list(m.student.clip.model.named_parameters())
+    want = {n for n, _ in named if n.startswith(('visual.transformer.resblocks.1.', 'visual.ln_post.')) or n == 'visual.proj'}
+    assert {n for n, p in named if p.requires_grad} == want  # the last block, ln_post, proj; no text
+    every = OVCLIPSelf(dict(config_file=str(cfg_path), checkpoint=str(weights)))
+    assert {n for n, p in every.student.clip.model.named_parameters() if p.requires_grad} == {
+        n for n, _ in named if n.startswith('visual.')}
     with pytest.raises(ValueError, match='train_blocks must be in 1..2'):
         OVCLIPSelf(dict(config_file=str(cfg_path)), train_blocks=5)
     with pytest.raises(ValueError, match="valid: \\['roi_align', 'mask', 'mask_attn'\\]"):

@@ -133,20 +133,13 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
 
     def _freeze(self, train_blocks: int | None) -> None:
         clip = self.student.clip
-        for p in clip.text_parameters():  # the text tower is not distilled
-            p.requires_grad_(False)
+        clip.lock_text()  # the text tower is not distilled
         if train_blocks is None:
             return
-        tower = self.student.tower
-        n = len(tower.blocks)
+        n = len(self.student.tower.blocks)
         if not 1 <= train_blocks <= n:
             raise ValueError(f'train_blocks must be in 1..{n} (or None for all), got {train_blocks}')
-        clip.visual.requires_grad_(False)
-        for blk in tower.blocks[n - train_blocks:]:
-            for m in (blk.ln_1, blk.attn, blk.ln_2, blk.fc1, blk.fc2, blk.ls_1, blk.ls_2):
-                m.requires_grad_(True)
-        tower.ln_post.requires_grad_(True)
-        tower.proj.requires_grad_(True)
+        clip.lock_vision(unlocked_blocks=train_blocks)
 
     def init_weights(self) -> None:
         """Load the CLIP weights into the student, and copy them into the teacher (once)."""

@@ -46,8 +46,7 @@ class OVDenseCLIP(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
         if not 0 <= score_concat_index < 4:
             raise ValueError(f'score_concat_index must be in 0..3, got {score_concat_index}')
         clip = self.backbone.clip
-        for p in clip.text_parameters():  # the text encoder is frozen (reference: lr_mult 0)
-            p.requires_grad_(False)
+        clip.lock_text()  # the text encoder is frozen (reference: lr_mult 0)
         width = clip.model.token_embedding.weight.shape[1]
         self.context_decoder = OVContextDecoder(**dict(dict(visual_dim=clip.embed_dim), **context_decoder))
         self.text_encoder = build_text_encoder(dict(text_encoder, context_width=width), num_contexts=8,
