@@ -129,10 +129,14 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
 
 
 def _pipeline(cfg: Any, scope: str) -> Any:
-    """The config's test pipeline for in-memory images."""
+    """The pipeline the Runner tests with (``test_dataloader.dataset.pipeline``, else ``test_pipeline``), for
+    in-memory images."""
     from mmengine.dataset import Compose
     from mmengine.registry import DefaultScope
-    steps = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline
+    loader = cfg.get('test_dataloader') or {}
+    steps = loader.get('dataset', {}).get('pipeline') or cfg.get('test_pipeline')
+    if not steps:
+        raise ValueError('the config has no test pipeline (test_dataloader.dataset.pipeline or test_pipeline)')
     steps = [dict(t) for t in steps if t['type'].split('.')[-1] not in ('LoadImageFromFile', 'LoadAnnotations')]
     for t in steps:
         if t['type'].endswith('PackDetInputs'):  # no annotations at inference

@@ -5,18 +5,33 @@ import pytest
 from ovdense.testing.synthetic_eval import dense_zero_shot, image_zero_shot
 
 
-def test_image_zero_shot_reports(tiny_clip):
-    r = image_zero_shot(tiny_clip, num_images=40, image_size=64)
-    assert 0 <= r['top1'] <= 1 and 0 <= r['retrieval_r1'] <= 1
-    assert 0 <= r['crop_top1'] <= 1 and 0 <= r['crop_square_top1'] <= 1
-    assert any(k.startswith('acc_') for k in r)
+@pytest.fixture(scope='module')
+def shipped_clip():
+    from ovdense.assets import TINYCLIP_SYNTHETIC
+    from ovdense.clip import build_clip
+    clip = build_clip(**TINYCLIP_SYNTHETIC)
+    clip.load_weights()
+    return clip
 
 
-def test_dense_zero_shot_reports(tiny_clip):
-    r = dense_zero_shot(tiny_clip, 'clearclip', num_images=4, image_size=64)
-    assert {'mIoU_base', 'mIoU_novel', 'mIoU_stuff'} <= set(r)
-    assert all(0 <= v <= 100 for k, v in r.items() if k.startswith('IoU_'))
-    assert not math.isnan(r['mIoU_stuff'])
+def test_image_zero_shot_tells_a_trained_clip_from_a_random_one(shipped_clip, tiny_clip):
+    """The shipped CLIP (trained on the synthetic world) recognises the 12 shapes (measured 83.7% here,
+    retrieval 97.5%); a random CLIP is at chance (1/12): the report measures recognition."""
+    trained = image_zero_shot(shipped_clip, num_images=40)
+    rand = image_zero_shot(tiny_clip, num_images=40, image_size=64)
+    assert trained['top1'] > 0.6 and trained['retrieval_r1'] > 0.8
+    assert rand['top1'] < 0.2 and rand['retrieval_r1'] < 0.2
+    assert trained['acc_star'] > 0.5  # a class the dense heads treat as novel
+
+
+def test_dense_zero_shot_tells_a_trained_clip_from_a_random_one(shipped_clip, tiny_clip):
+    """clearclip with the shipped CLIP finds base objects on 8 scenes (measured mIoU_base 7.7), a random
+    CLIP none (0.0)."""
+    trained = dense_zero_shot(shipped_clip, 'clearclip', num_images=8)
+    rand = dense_zero_shot(tiny_clip, 'clearclip', num_images=8, image_size=64)
+    assert {'mIoU_base', 'mIoU_novel', 'mIoU_stuff'} <= set(trained)
+    assert trained['mIoU_base'] > 3.0 and rand['mIoU_base'] < 1.0
+    assert not math.isnan(trained['mIoU_novel'])
 
 
 def _seg_sample(pred, gt):

@@ -53,7 +53,11 @@ def test_zoom_keeps_every_object_and_drops_size_words():
     img = np.zeros((64, 64, 3), np.uint8)
     img[10:30, 40:52] = 255  # one object, box (40, 10, 52, 30): fits a 32-px window
     objs = [dict(box=[40.0, 10.0, 52.0, 30.0])]
-    zoomed._zoom(img, [dict(box=[10.5, 10.5, 50.2, 50.2])], False, np.random.default_rng(0))  # fractional, > window
+    big = np.zeros((64, 64, 3), np.uint8)
+    big[11:50, 11:50] = 255  # inside a fractional box larger than the 32-px window: the window grows to 41 px
+    out = zoomed._zoom(big, [dict(box=[10.5, 10.5, 50.2, 50.2])], False, np.random.default_rng(0))
+    assert out.shape == (64, 64, 3)
+    assert abs(int((out[..., 0] > 127).sum()) - 39 ** 2 * (64 / 41) ** 2) < 0.1 * 39 ** 2 * (64 / 41) ** 2  # whole
     for seed in range(20):
         for flip in (False, True):
             src = img[:, ::-1] if flip else img
