@@ -76,3 +76,39 @@ def load_from_local(filename: str, map_location=None):
         raise FileNotFoundError(f'{filename} can not be found.')
     with torch.serialization.safe_globals(checkpoint_safe_globals()):
         return torch.load(filename, map_location=map_location, weights_only=True)
+
+
+def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) -> None:
+    """Before ``--resume``: the checkpoint to resume from (``checkpoint``, or the work dir's last one, as
+    mmengine picks it) must load. A truncated or corrupt one raises an error naming it and the newest
+    checkpoint of the work dir that does load, instead of a traceback from deep in the Runner.
+
+    Raises:
+        CheckpointError: the checkpoint does not load.
+    """
+    from mmengine.runner import find_latest_checkpoint
+
+    from .clip import CheckpointError
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is None:
+        latest = find_latest_checkpoint(str(work_dir)) if Path(work_dir).is_dir() else None
+        if latest is None:
+            return  # nothing to resume from: mmengine starts from the beginning
+        path = Path(latest)
+
+    def load_error(p: Path) -> str | None:
+        try:
+            load_from_local(str(p), map_location='cpu')
+        except Exception as e:  # noqa: BLE001 - truncated zips, foreign pickles, missing files...
+            return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        return None
+
+    error = load_error(path)
+    if error is None:
+        return
+    others = sorted((p for p in Path(work_dir).glob('*.pth') if p.resolve() != path.resolve()),
+                    key=lambda p: p.stat().st_mtime, reverse=True) if Path(work_dir).is_dir() else []
+    good = next((p for p in others if load_error(p) is None), None)
+    hint = (f'the last good one is {good}: resume from it with --resume {good}' if good is not None
+            else f'no other checkpoint in {work_dir} loads')
+    raise CheckpointError(f'cannot resume: checkpoint {path} does not load ({error}); {hint}')

@@ -35,10 +35,13 @@ def main() -> None:
             raise SystemExit('--amp needs a GPU: autocast on this CPU would be bf16, which is ~170x slower here')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    if args.resume:
+        from ovdense.fileio import check_resumable
+        try:
+            check_resumable(cfg.work_dir, None if args.resume == 'auto' else args.resume)
+        except ValueError as e:  # a corrupt checkpoint: name it and the last good one, no traceback
+            raise SystemExit(f'error: {e}') from None
+        cfg.resume, cfg.load_from = True, None if args.resume == 'auto' else args.resume
     if args.launcher == 'pytorch':
         import torch
         if torch.cuda.is_available():
