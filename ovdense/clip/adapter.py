@@ -21,11 +21,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 SUPPORTED_ARCHITECTURES = (
     "open_clip VisionTransformer towers: OpenAI CLIP and OpenCLIP/LAION/DataComp/MetaCLIP/DFN 'ViT-*' "
-    "models (any patch size and width). Not supported for dense features: timm towers (EVA*, SigLIP), "
-    "ConvNeXt, ModifiedResNet (RN*).")
+    "models (any patch size and width), and timm EVA-02 towers ('EVA02-*', EVA-CLIP / CLIPSelf checkpoints). "
+    "Not supported for dense features: other timm towers (SigLIP), ConvNeXt, ModifiedResNet (RN*).")
 
 # keys present in OpenAI TorchScript state dicts that are not parameters
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
@@ -41,7 +42,7 @@ class PretrainedWeightsUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ViTBlock:
-    """One pre-norm transformer block as plain torch modules.
+    """One pre-norm transformer block of an open_clip ``VisionTransformer`` as plain torch modules.
 
     ``x = x + ls_1(attn(ln_1(x)))``; ``x = x + ls_2(fc2(act(fc1(ln_2(x)))))``.
     """
@@ -54,32 +55,139 @@ class ViTBlock:
     fc2: nn.Linear
     ls_2: nn.Module
 
+    @property
+    def num_heads(self) -> int:
+        return self.attn.num_heads
+
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as (B, heads, N, head_dim) of the (normed) tokens (B, N, width)."""
+        B, N, C = x.shape
+        nh = self.attn.num_heads
+        qkv = F.linear(x, self.attn.in_proj_weight, self.attn.in_proj_bias)
+        q, k, v = qkv.view(B, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def out(self, o: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N, head_dim) attention output -> (B, N, width) after the output projection."""
+        B, nh, N, d = o.shape
+        return self.attn.out_proj(o.transpose(1, 2).reshape(B, N, nh * d))
+
+    def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
+        h = self.fc1(x)
+        if act == 'gelu':
+            h = F.gelu(h)
+        elif act == 'quick_gelu':
+            h = h * torch.sigmoid(1.702 * h)
+        else:
+            h = self.act(h)
+        return self.fc2(h)
+
+
+@dataclass(frozen=True)
+class EVABlock:
+    """One EVA-02 block (timm ``EvaBlock``: separate q/k/v with no k bias, RoPE on the patch tokens'
+    queries and keys, a sub-LN on the attention output, SwiGLU with its own LayerNorm) as plain modules.
+
+    ``x = x + proj(attn_norm(attn(ln_1(x))))``; ``x = x + fc2(mlp_norm(silu(fc1_g y) * fc1_x y))``, y = ln_2(x).
+    """
+    ln_1: nn.LayerNorm
+    q_proj: nn.Linear
+    k_proj: nn.Linear
+    v_proj: nn.Linear
+    attn_norm: nn.Module
+    proj: nn.Linear
+    ln_2: nn.LayerNorm
+    fc1_g: nn.Linear
+    fc1_x: nn.Linear
+    mlp_norm: nn.Module
+    fc2: nn.Linear
+    num_heads: int
+    ls_1: nn.Module = nn.Identity()
+    ls_2: nn.Module = nn.Identity()
+
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as (B, heads, N, head_dim); ``rope`` (sin, cos) of shape (h*w, head_dim) rotates the
+        queries and keys of the last h*w tokens (the patches; CLS and any extra query tokens come first)."""
+        B, N, _ = x.shape
+        nh = self.num_heads
+        q, k, v = (f(x).view(B, N, nh, -1).transpose(1, 2) for f in (self.q_proj, self.k_proj, self.v_proj))
+        if rope is not None:
+            sin, cos = rope
+            n = sin.shape[0]
+            q = torch.cat([q[:, :, :N - n], apply_rope(q[:, :, N - n:], sin, cos)], 2)
+            k = torch.cat([k[:, :, :N - n], apply_rope(k[:, :, N - n:], sin, cos)], 2)
+        return q, k, v
+
+    def out(self, o: torch.Tensor) -> torch.Tensor:
+        B, nh, N, d = o.shape
+        return self.proj(self.attn_norm(o.transpose(1, 2).reshape(B, N, nh * d)))
+
+    def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
+        if act != 'model':
+            raise ValueError(f"EVA-02's SwiGLU has no activation to replace (act='{act}'); use act='model'")
+        return self.fc2(self.mlp_norm(F.silu(self.fc1_g(x)) * self.fc1_x(x)))
+
+
+def rope_tables(h: int, w: int, head_dim: int, ref: int, *, device: torch.device | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """EVA-02's 2-D rotary tables (sin, cos), each (h*w, head_dim), row r*w + c for patch (r, c).
+
+    Frequencies ``10000^(-k/(head_dim/4))``, coordinates ``t = i / n * ref`` per axis (n = h for rows, w for
+    columns: the reference's ``i / n * pt_seq_len`` on square grids, extended to non-square ones), the
+    first half of the dims for the row, the second for the column, each frequency repeated for an adjacent
+    pair (the interleaved convention).
+    """
+    q = head_dim // 4
+    bands = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float32, device=device) / q))
+    ty = torch.arange(h, dtype=torch.float32, device=device) / h * ref
+    tx = torch.arange(w, dtype=torch.float32, device=device) / w * ref
+    gy, gx = torch.meshgrid(ty, tx, indexing='ij')
+    pos = torch.stack([gy, gx], -1)[..., None] * bands  # (h, w, 2, q)
+    pos = pos.reshape(h * w, 2 * q)
+    return pos.sin().repeat_interleave(2, -1), pos.cos().repeat_interleave(2, -1)
+
+
+def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """Rotate (..., n, head_dim) by the tables: ``x cos + rot(x) sin``, rot mapping each adjacent pair
+    (a, b) to (-b, a)."""
+    rot = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)
+    return x * cos.to(x.dtype) + rot * sin.to(x.dtype)
+
 
 @dataclass(frozen=True)
 class ViTTower:
     """The vision transformer of a CLIP model, as the dense code needs it.
 
     Attributes:
-        conv1: patch embedding, ``Conv2d(3, width, patch, stride=patch, bias=False)``.
+        conv1: patch embedding, ``Conv2d(3, width, patch, stride=patch)`` (EVA-02: with a bias).
         class_embedding: (width,) the CLS token.
         positional_embedding: (1 + g*g, width) for the native g x g grid, CLS row first.
-        ln_pre, ln_post: layer norms before the blocks and after them.
-        blocks: the transformer blocks.
-        proj: (width, embed_dim) projection into the joint image-text space.
+        ln_pre, ln_post: layer norms before the blocks (EVA-02: none, an identity) and after them.
+        blocks: the transformer blocks (:class:`ViTBlock` or :class:`EVABlock`).
+        proj: (width, embed_dim) projection into the joint image-text space, or None with ``head``.
         patch_size: patch side in pixels.
         num_heads: attention heads per block.
         image_size: native input side in pixels.
+        head: the projection as a Linear (EVA-02, with a bias), or None with ``proj``.
+        rope_ref: EVA-02's rotary position embedding: the reference grid side of its coordinates
+            (``pt_hw_seq_len``, 16), or None for towers without it.
+        family: ``'openai'`` (open_clip's VisionTransformer) or ``'eva02'`` (timm's Eva).
     """
     conv1: nn.Conv2d
-    class_embedding: nn.Parameter
-    positional_embedding: nn.Parameter
-    ln_pre: nn.LayerNorm
-    blocks: tuple[ViTBlock, ...]
+    class_embedding: torch.Tensor
+    positional_embedding: torch.Tensor
+    ln_pre: nn.Module
+    blocks: tuple
     ln_post: nn.LayerNorm
-    proj: nn.Parameter
+    proj: torch.Tensor | None
     patch_size: int
     num_heads: int
     image_size: int
+    head: nn.Linear | None = None
+    rope_ref: int | None = None
+    family: str = 'openai'
 
     @property
     def width(self) -> int:
@@ -87,11 +195,21 @@ class ViTTower:
 
     @property
     def embed_dim(self) -> int:
-        return self.proj.shape[1]
+        return self.head.out_features if self.head is not None else self.proj.shape[1]
 
     @property
     def native_grid(self) -> int:
         return self.image_size // self.patch_size
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., width) tokens after ``ln_post`` -> (..., embed_dim) in the text space."""
+        return self.head(x) if self.head is not None else x @ self.proj
+
+    def rope(self, h: int, w: int, *, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(sin, cos) rotary tables for an h x w patch grid, or None for towers without RoPE."""
+        if self.rope_ref is None:
+            return None
+        return rope_tables(h, w, self.width // self.num_heads, self.rope_ref, device=device)
 
 
 def _open_clip():
@@ -124,6 +242,7 @@ class CLIPModel(nn.Module):
         self.pretrained = pretrained
         self.checkpoint = checkpoint
         self._text_fingerprint: tuple[tuple, str] | None = None  # (text_state(), hash)
+        self.weights_format = 'open_clip'  # of the file loaded: 'open_clip' or 'eva_clip' (EVA-CLIP / CLIPSelf)
 
     # ------------------------------------------------------------------ weights
     def load_weights(self, *, cache_dir: str | None = None) -> None:
@@ -145,6 +264,10 @@ class CLIPModel(nn.Module):
         """Load an open_clip / OpenAI-format state dict file into the model (strict)."""
         state = load_state_dict_file(path)
         state = _normalize_keys(state, self.model.state_dict().keys())
+        self.weights_format = 'open_clip'
+        if is_eva_clip_state(state):  # EVA-CLIP / CLIPSelf files: onto the timm trunk by name, strictly
+            state = eva_clip_to_open_clip(state)
+            self.weights_format = 'eva_clip'
         missing, unexpected = _diff_keys(self.model, state)
         if missing or unexpected:
             raise CheckpointError(
@@ -256,9 +379,21 @@ class CLIPModel(nn.Module):
 
     def lock_vision(self, unlocked_blocks: int = 0) -> None:
         """Freeze the vision tower but its last ``unlocked_blocks`` blocks (then with ``ln_post`` and the
-        projection): open_clip's ``lock_image_tower``, whose groups are the stem, each block, the last block
-        with ``ln_post``, and the projection."""
-        self.model.lock_image_tower(unlocked_groups=unlocked_blocks + 1 if unlocked_blocks else 0)
+        projection). open_clip towers: open_clip's ``lock_image_tower``, whose groups are the stem, each
+        block, the last block with ``ln_post``, and the projection; EVA-02 (timm) towers: the same parts,
+        unlocked on the tower view (timm's own groups differ)."""
+        tower = self.vit_tower() if isinstance(self.model.visual, _open_clip().timm_model.TimmModel) else None
+        if tower is None:
+            self.model.lock_image_tower(unlocked_groups=unlocked_blocks + 1 if unlocked_blocks else 0)
+            return
+        self.model.visual.requires_grad_(False)
+        if unlocked_blocks:
+            for blk in tower.blocks[len(tower.blocks) - unlocked_blocks:]:
+                for m in vars(blk).values():
+                    if isinstance(m, nn.Module):
+                        m.requires_grad_(True)
+            tower.ln_post.requires_grad_(True)
+            tower.head.requires_grad_(True)
 
     def text_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the text tower (everything outside ``visual``)."""
@@ -273,10 +408,12 @@ class CLIPModel(nn.Module):
         """The vision tower as plain modules.
 
         Raises:
-            ValueError: the tower is not an open_clip VisionTransformer (see SUPPORTED_ARCHITECTURES).
+            ValueError: the tower is none of SUPPORTED_ARCHITECTURES.
         """
         v = self.model.visual
         oc = _open_clip()
+        if isinstance(v, oc.timm_model.TimmModel):
+            return self._eva_tower(v)
         if not isinstance(v, oc.transformer.VisionTransformer):
             raise ValueError(f"model '{self.name}' has a {type(v).__name__} vision tower; dense modes "
                              f"need {SUPPORTED_ARCHITECTURES}")
@@ -298,6 +435,32 @@ class CLIPModel(nn.Module):
                         positional_embedding=v.positional_embedding, ln_pre=v.ln_pre,
                         blocks=tuple(blocks), ln_post=v.ln_post, proj=v.proj, patch_size=patch,
                         num_heads=blocks[0].attn.num_heads, image_size=image_size)
+
+    def _eva_tower(self, v: nn.Module) -> ViTTower:
+        """The view of a timm EVA-02 trunk (open_clip's ``EVA02-*`` models)."""
+        from timm.models.eva import Eva
+        t = v.trunk
+        if not isinstance(t, Eva) or t.rope is None or t.cls_token is None or len(v.head) or t.global_pool != 'token':
+            raise ValueError(f"model '{self.name}' has a timm {type(t).__name__} tower; dense modes support timm "
+                             f"EVA-02 trunks with RoPE, a CLS token and the trunk head as projection; "
+                             f"{SUPPORTED_ARCHITECTURES}")
+        blocks = []
+        for b in t.blocks:
+            a, m = b.attn, b.mlp
+            if a.qkv is not None or b.gamma_1 is not None or not hasattr(m, 'fc1_g'):
+                raise ValueError(f"model '{self.name}': EVA blocks with fused qkv, layer scale or a plain MLP are "
+                                 'not supported')
+            blocks.append(EVABlock(ln_1=b.norm1, q_proj=a.q_proj, k_proj=a.k_proj, v_proj=a.v_proj,
+                                   attn_norm=a.norm, proj=a.proj, ln_2=b.norm2, fc1_g=m.fc1_g, fc1_x=m.fc1_x,
+                                   mlp_norm=m.norm, fc2=m.fc2, num_heads=a.num_heads))
+        ref = t.rope.ref_feat_shape if getattr(t.rope, 'ref_feat_shape', None) is not None else t.patch_embed.grid_size
+        if ref[0] != ref[1]:
+            raise ValueError(f'non-square RoPE reference grid {tuple(ref)}')
+        return ViTTower(conv1=t.patch_embed.proj, class_embedding=t.cls_token.view(-1),
+                        positional_embedding=t.pos_embed[0], ln_pre=t.norm_pre, blocks=tuple(blocks),
+                        ln_post=t.norm, proj=None, head=t.head, patch_size=t.patch_embed.patch_size[0],
+                        num_heads=blocks[0].num_heads, image_size=t.patch_embed.img_size[0], rope_ref=int(ref[0]),
+                        family='eva02')
 
 
 # ------------------------------------------------------------------------------- building
@@ -360,6 +523,8 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
     else:
         raise ValueError('give model_name, config_file, model_cfg or checkpoint')
 
+    if model_cfg is not None and is_eva_clip_config(model_cfg):
+        model_cfg = eva_clip_model_cfg(model_cfg)
     if model_cfg is not None:
         cfg = {k: v for k, v in model_cfg.items() if k not in ('name', 'custom_text')}
         model = oc.CLIP(**cfg) if not model_cfg.get('custom_text') else oc.CustomTextCLIP(**cfg)
@@ -390,6 +555,96 @@ def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
                               vocab_size=state['token_embedding.weight'].shape[0], width=twidth,
                               heads=twidth // 64,
                               layers=len({k.split('.')[2] for k in state if k.startswith('transformer.resblocks')})))
+
+
+# ------------------------------------------------------------------------------- EVA-CLIP
+def is_eva_clip_config(cfg: Mapping[str, Any]) -> bool:
+    """True for an EVA-CLIP / CLIPSelf model config (``vision_cfg.eva_model_name``)."""
+    return 'eva_model_name' in cfg.get('vision_cfg', {})
+
+
+def eva_clip_model_cfg(cfg: Mapping[str, Any]) -> dict:
+    """The open_clip model config of an EVA-CLIP config: a timm EVA-02 trunk of the same size (registered
+    with timm under a name made of its sizes) and open_clip's text tower."""
+    v, t = cfg['vision_cfg'], cfg['text_cfg']
+    unsupported = {k: v[k] for k in ('xattn', 'fusedLN', 'postnorm', 'qkv_bias', 'rope', 'subln', 'naiveswiglu')
+                   if k in v and v[k] != {'xattn': v[k], 'fusedLN': v[k], 'postnorm': False, 'qkv_bias': True,
+                                          'rope': True, 'subln': True, 'naiveswiglu': True}[k]}
+    if unsupported or v.get('layer_scale_init_value') or v.get('global_average_pool'):
+        raise ValueError(f'EVA-CLIP vision config not supported (EVA-02 with RoPE, sub-LN, SwiGLU, q/v bias): '
+                         f'{unsupported or v}')
+    heads = v['width'] // v.get('head_width', 64)
+    name = _register_eva_trunk(width=v['width'], depth=v['layers'], heads=heads, mlp_ratio=float(v['mlp_ratio']),
+                               patch=v['patch_size'], image=v['image_size'], ref=int(v.get('pt_hw_seq_len', 16)))
+    text = dict(context_length=t['context_length'], vocab_size=t['vocab_size'], width=t['width'],
+                heads=t['heads'], layers=t['layers'])
+    return dict(embed_dim=cfg['embed_dim'], custom_text=True,
+                vision_cfg=dict(image_size=v['image_size'], timm_model_name=name, timm_model_pretrained=False,
+                                timm_pool='token', timm_proj=None),
+                text_cfg=text)
+
+
+def _register_eva_trunk(*, width: int, depth: int, heads: int, mlp_ratio: float, patch: int, image: int,
+                        ref: int) -> str:
+    """A timm model name for an EVA-02 trunk of these sizes (EVA-CLIP's sub-LN / SwiGLU / RoPE variant,
+    timm's ``eva02_*_clip``), registered with timm on first use."""
+    import timm
+    from timm.models import build_model_with_cfg, register_model
+    from timm.models.eva import Eva
+    name = f'ovdense_eva02_w{width}_d{depth}_h{heads}_m{mlp_ratio:g}_p{patch}_i{image}_r{ref}'.replace('.', 'x')
+    if name not in timm.list_models(name):
+        def entry(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+            if pretrained:
+                raise ValueError(f'{name} has no timm pretrained weights: load an EVA-CLIP checkpoint')
+            args = dict(img_size=image, patch_size=patch, embed_dim=width, depth=depth, num_heads=heads,
+                        qkv_fused=False, mlp_ratio=mlp_ratio, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,
+                        use_rot_pos_emb=True, ref_feat_shape=(ref, ref), global_pool='token')
+            kwargs.pop('pretrained_cfg', None)
+            cfg = dict(architecture=name, input_size=(3, image, image), num_classes=0)
+            return build_model_with_cfg(Eva, name, False, pretrained_cfg=cfg, **dict(args, **kwargs))
+        entry.__name__ = name
+        entry.__module__ = __name__
+        register_model(entry)
+    return name
+
+
+# EVA-CLIP / CLIPSelf visual keys -> timm EVA-02 trunk keys (open_clip's ``visual.trunk.*``)
+_EVA_KEY_MAP = (('.attn.q_bias', '.attn.q_proj.bias'), ('.attn.v_bias', '.attn.v_proj.bias'),
+                ('.attn.inner_attn_ln.', '.attn.norm.'), ('.mlp.w1.', '.mlp.fc1_g.'), ('.mlp.w2.', '.mlp.fc1_x.'),
+                ('.mlp.ffn_ln.', '.mlp.norm.'), ('.mlp.w3.', '.mlp.fc2.'))
+
+
+def is_eva_clip_state(state: Mapping[str, torch.Tensor]) -> bool:
+    """True for an EVA-CLIP-format state dict (``visual.blocks.N.attn.q_bias`` ... ``mlp.w1``)."""
+    return any(k.startswith('visual.blocks.') and (k.endswith('.attn.q_bias') or '.mlp.w1.' in k) for k in state)
+
+
+def eva_clip_to_open_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An EVA-CLIP state dict in open_clip's names (``visual.trunk.*``; the text tower and ``logit_scale``
+    keep theirs). The RoPE tables (``rope.freqs_cos`` / ``freqs_sin``) are dropped: they are recomputed."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('visual.'):
+            if k.endswith(('rope.freqs_cos', 'rope.freqs_sin')):
+                continue
+            k = 'visual.trunk.' + k[len('visual.'):]
+            for a, b in _EVA_KEY_MAP:
+                k = k.replace(a, b)
+        out[k] = v
+    return out
+
+
+def open_clip_to_eva_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`eva_clip_to_open_clip` (without the RoPE tables, which EVA-CLIP recomputes
+    when loading with ``RoPE=1``)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('visual.trunk.'):
+            k = 'visual.' + k[len('visual.trunk.'):]
+            for a, b in _EVA_KEY_MAP:
+                k = k.replace(b, a)
+        out[k] = v
+    return out
 
 
 # ------------------------------------------------------------------------------- loading

@@ -32,6 +32,7 @@ PROXY_CONFIGS = {'configs/cfg_voc21.py': 'configs/proxyclip/proxyclip_vit-b16_vo
 # the reference's VFM (hub entry family, patch size) -> the timm architecture that holds its weights
 PROXY_VFMS = {('dino', 8): 'vit_base_patch8_224.dino', ('dino', 16): 'vit_base_patch16_224.dino'}
 CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
+EVA_CLIPSELF_CONFIG = 'configs/clipself/clipself_eva02-b16_coco-grid-1024.py'
 DENSECLIP_CONFIG = 'configs/denseclip/denseclip_vit-b16_ade20k-640.py'
 
 
@@ -73,8 +74,10 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_clipself(case, golden_dir, REPO / CLIPSELF_CONFIG)
     if ref == 'denseclip':
         return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
+    if ref == 'clipself_eva':
+        return _run_eva_clipself(case, case_path.parent, REPO / EVA_CLIPSELF_CONFIG)
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'denseclip', 'proxyclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -354,4 +357,103 @@ def _run_denseclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
             add(f'{key}_score_map', score, case[f'{key}_score_map'])
             concat = torch.cat([levels[model.score_concat_index], score], 1)
             add(f'{key}_concat_level', concat, case[f'{key}_concat_level'])
+    return checks
+
+
+def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
+    """CLIPSelf on EVA-02: our EVA config's model with the case's EVA-CLIP model (config JSON ``model_name``.json and
+    ``weights_file``, both next to the case) and the config's transforms on the case's image, boxes and masks."""
+    import numpy as np
+    from mmengine.config import Config
+    from PIL import Image
+
+    from ovdense.clip.adapter import rope_tables
+    from ovdense.datasets.clipself import mask_to_grid, resize_longest, resize_max_size
+    from ovdense.models.backbones.clip_vit import OVCLIPViT, interpolate_pos_embed
+    from ovdense.models.pretrainers.clipself import OVCLIPSelf, mask_features, roi_features
+
+    cfg = Config.fromfile(str(config))
+    model_cfg = {k: v for k, v in cfg.model.items() if k not in ('type', 'train_blocks')}
+    model_cfg['clip'] = dict(config_file=str(case_dir / f"{case['model_name']}.json"),
+                             checkpoint=str(case_dir / case['weights_file']))
+    model = OVCLIPSelf(**model_cfg)
+    model.init_weights()
+    model.eval()
+    student, clip = model.student, model.student.clip
+    t = student.tower
+    ds = cfg.train_dataloader.dataset
+    checks = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    with torch.no_grad():
+        # text: the prompts as the reference tokenised them, F-ViT's template averaging
+        tokens = clip.tokenize(case['prompts'])
+        checks.append(Check('token_ids_mismatches', float((tokens != case['token_ids']).sum()), 0))
+        feats = clip.encode_text(tokens)
+        add('prompt_text_features', feats, case['prompt_text_features'])
+        n = len(case['class_names'])
+        emb = F.normalize(F.normalize(feats, dim=-1).view(n, -1, feats.shape[-1]).mean(1), dim=-1)
+        add('text_embeddings', emb, case['text_embeddings'])
+        add('logit_scale', clip.logit_scale, case['logit_scale'])
+        # global embedding and per-block tokens at 224
+        x224 = case['input224']
+        add('image224_embedding', clip.encode_image(x224), case['image224_embedding'])
+        vanilla = OVCLIPViT(clip, 'vanilla', pos_interp=student.pos_interp)
+        tok, (h, w) = vanilla.embed(x224)
+        rope = t.rope(h, w)
+        blocks = []
+        for blk in t.blocks:
+            tok = vanilla.block(blk, tok, rope)
+            blocks.append(tok[0])
+        add('image224_block_tokens', torch.stack(blocks), case['image224_block_tokens'])
+        add('image224_final_norm_tokens', t.ln_post(tok), case['image224_final_norm_tokens'])
+        # encode_dense (maskclip: the value path of the last block, residual and FFN kept)
+        out = student.forward_tokens(x224)
+        add('dense224_tokens_pre_l2norm', out['tokens'][:, 1:], case['dense224_tokens_pre_l2norm'])
+        add('dense224_feature_map', student.dense_features(x224, normalize=True), case['dense224_feature_map'])
+        last_in = blocks[-2][None]
+        add('dense224_last_block_input', last_in, case['dense224_last_block_input'])
+        add('dense224_last_block_output_patches', student.last_block(t.blocks[-1], last_in, (h, w), rope)[:, 1:],
+            case['dense224_last_block_output_patches'])
+        for g in (14, 28, 64):
+            sin, cos = rope_tables(g, g, t.width // t.num_heads, t.rope_ref)
+            add(f'rope_freqs_cos_{g}x{g}', cos, case[f'rope_freqs_cos_{g}x{g}'])
+            add(f'rope_freqs_sin_{g}x{g}', sin, case[f'rope_freqs_sin_{g}x{g}'])
+        for g in (28, 64):
+            add(f'rescaled_pos_embed_{g}x{g}', interpolate_pos_embed(t.positional_embedding, (g, g),
+                                                                     method=student.pos_interp),
+                case[f'rescaled_pos_embed_{g}x{g}'])
+        add('nonsquare_pos_embed_21x28', interpolate_pos_embed(t.positional_embedding, (21, 28),
+                                                               method=student.pos_interp), case['nonsquare_pos_embed_21x28'])
+        x448 = case['input448']
+        add('dense448_feature_map', student.dense_features(x448, normalize=True), case['dense448_feature_map'])
+        add('dense448_tokens_pre_l2norm', student.forward_tokens(x448)['tokens'][:, 1:],
+            case['dense448_tokens_pre_l2norm'])
+    # the 1024 training step: our transforms on the original image, then the loss on the reference's tensors
+    image = Image.fromarray(case['image_rgb_uint8'].numpy())
+    W0, H0 = image.size
+    size = int(case['det_image_size'])
+    x, scale = resize_longest(image, size, mean=ds.get('mean', case['image_mean']), std=ds.get('std', case['image_std']))
+    add('input', x[None], case['input'])
+    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([W0, H0, W0, H0])
+    add('boxes_normed_input', boxes_px * scale / size, case['boxes_normed_input'])
+    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
+    add('teacher_crops', crops, case['teacher_crops'])
+    x, boxes = case['input'], case['boxes_normed_input']
+    with torch.no_grad():
+        add('teacher_crop_features', model.teacher.encode_image(case['teacher_crops']), case['teacher_crop_features'])
+        dense = student.dense_features(x, normalize=True)
+        add('dense_feature_map', dense, case['dense_feature_map'])
+        add('dense_tokens_pre_l2norm', student.forward_tokens(x)['tokens'][:, 1:], case['dense_tokens_pre_l2norm'])
+        roi = roi_features(dense, [boxes])
+        add('student_roi_features', roi, case['student_roi_features'])
+        add('roi_features', roi, case['roi_features'])
+        add('encode_rois_and_image_rois', F.normalize(roi, dim=-1), case['encode_rois_and_image_rois'])
+        add('encode_rois_and_image_image', F.normalize(vanilla.forward_tokens(x)['tokens'][:, 0], dim=-1),
+            case['encode_rois_and_image_image'])
+        loss = model(x, [dict(boxes=boxes, crops=case['teacher_crops'])], mode='loss')['loss_cosine']
+        add('loss_cosine', loss, case['loss_cosine'])
+        gh, gw = dense.shape[-2:]
+        grid = torch.stack([mask_to_grid(m.numpy().astype(np.uint8), gh) for m in case['masks_full_res']])
+        checks.append(Check('masks_feature_grid_mismatches', float((grid != case['masks_feature_grid']).sum()), 0))
+        add('mask_pooled_features', mask_features(dense, [case['masks_feature_grid']]), case['mask_pooled_features'])
     return checks

@@ -182,28 +182,17 @@ class OVCLIPViT(BaseModule):
         return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, self.ln_eps)
 
     def _mlp(self, blk: ViTBlock, x: torch.Tensor) -> torch.Tensor:
-        h = blk.fc1(x)
-        if self.act == 'gelu':
-            h = F.gelu(h)
-        elif self.act == 'quick_gelu':
-            h = h * torch.sigmoid(1.702 * h)
-        else:
-            h = blk.act(h)
-        return blk.fc2(h)
+        return blk.mlp(x, self.act)
 
     @staticmethod
-    def _qkv(blk: ViTBlock, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v as (B, heads, N, head_dim)."""
-        B, N, C = x.shape
-        nh = blk.attn.num_heads
-        qkv = F.linear(x, blk.attn.in_proj_weight, blk.attn.in_proj_bias)
-        q, k, v = qkv.view(B, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
-        return q, k, v
+    def _qkv(blk: ViTBlock, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as (B, heads, N, head_dim) (EVA-02: RoPE on the patch tokens' q and k)."""
+        return blk.qkv(x, rope)
 
     @staticmethod
     def _out(blk: ViTBlock, o: torch.Tensor) -> torch.Tensor:
-        B, nh, N, d = o.shape
-        return blk.attn.out_proj(o.transpose(1, 2).reshape(B, N, nh * d))
+        return blk.out(o)
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch + CLS tokens with position embeddings, after ln_pre: (B, 1 + h*w, width), (h, w)."""
@@ -219,17 +208,19 @@ class OVCLIPViT(BaseModule):
         tokens = tokens + interpolate_pos_embed(t.positional_embedding, (h, w), method=self.pos_interp).to(tokens.dtype)
         return self._ln(t.ln_pre, tokens), (h, w)
 
-    def block(self, blk: ViTBlock, x: torch.Tensor) -> torch.Tensor:
+    def block(self, blk: ViTBlock, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+              ) -> torch.Tensor:
         """A standard pre-norm block."""
-        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x))
+        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x), rope)
         x = x + blk.ls_1(self._out(blk, F.scaled_dot_product_attention(q, k, v)))
         return x + blk.ls_2(self._mlp(blk, self._ln(blk.ln_2, x)))
 
-    def last_block(self, blk: ViTBlock, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    def last_block(self, blk: ViTBlock, x: torch.Tensor, grid: tuple[int, int],
+                   rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The mode's last block."""
         if self.mode == 'vanilla':
-            return self.block(blk, x)
-        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x))
+            return self.block(blk, x, rope)
+        q, k, v = self._qkv(blk, self._ln(blk.ln_1, x), rope)
         scale = q.shape[-1] ** -0.5
         if self.mode == 'maskclip':
             out = self._out(blk, v)
@@ -299,6 +290,7 @@ class OVCLIPViT(BaseModule):
             with torch.no_grad():
                 feats = self.proxy.patch_features(self.proxy_input(x))
         x, (h, w) = self.embed(x)
+        rope = t.rope(h, w, device=x.device)
         inter = []
         last = len(t.blocks) - 1
         for i, blk in enumerate(t.blocks):
@@ -307,10 +299,10 @@ class OVCLIPViT(BaseModule):
             if i == last and feats is not None:
                 x, (h, w) = self.proxy_block(blk, x, (h, w), feats)  # the output is on the VFM grid
             else:
-                x = self.last_block(blk, x, (h, w)) if i == last else self.block(blk, x)
+                x = self.last_block(blk, x, (h, w), rope) if i == last else self.block(blk, x, rope)
             if i in self.out_indices:
                 inter.append(x[:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w))
-        tokens = self._ln(t.ln_post, x) @ t.proj
+        tokens = t.project(self._ln(t.ln_post, x))
         return dict(tokens=tokens, grid=(h, w), intermediates=inter)
 
     def dense_features(self, x: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:

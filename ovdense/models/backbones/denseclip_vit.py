@@ -86,5 +86,5 @@ class OVDenseCLIPViT(BaseModule):
         maps = tuple(op(m) for op, m in zip((self.fpn1, self.fpn2, self.fpn3, self.fpn4), maps))
         if not self.with_embeddings:
             return maps
-        emb = vit._ln(t.ln_post, x) @ t.proj
+        emb = t.project(vit._ln(t.ln_post, x))
         return (*maps, emb[:, 0, :, None, None], emb[:, 1:].transpose(1, 2).reshape(B, -1, h, w))

@@ -64,11 +64,13 @@ def mask_attn_features(vit: OVCLIPViT, images: torch.Tensor, masks: Sequence[tor
     allowed[:, :nq, nq:] = allowed_q
     allowed = allowed[:, None]
     x = torch.cat([x[:, :1].expand(B, nq, C), x], 1)
+    h, w = masks[0].shape[-2:]
+    rope = t.rope(h, w, device=x.device)
     for blk in t.blocks:
-        q, k, v = vit._qkv(blk, vit._ln(blk.ln_1, x))
+        q, k, v = vit._qkv(blk, vit._ln(blk.ln_1, x), rope)
         x = x + blk.ls_1(vit._out(blk, F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)))
         x = x + blk.ls_2(vit._mlp(blk, vit._ln(blk.ln_2, x)))
-    feats = vit._ln(t.ln_post, x[:, :nq]) @ t.proj
+    feats = t.project(vit._ln(t.ln_post, x[:, :nq]))
     return torch.cat([feats[b, :len(m)] for b, m in enumerate(masks)])
 
 
