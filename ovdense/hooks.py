@@ -33,20 +33,23 @@ class OVExportCLIPHook(Hook):
         name: file stem.
         interval: also export every this many iterations (0: only at the end).
         dtype: cast floating-point weights to this dtype name (``'float16'``: half the file size).
+        weights_format: ``'open_clip'`` or ``'eva_clip'`` key names (default: those of the CLIP file loaded).
     """
     priority = 'LOW'
 
-    def __init__(self, name: str, interval: int = 0, *, dtype: str | None = None) -> None:
+    def __init__(self, name: str, interval: int = 0, *, dtype: str | None = None,
+                 weights_format: str | None = None) -> None:
         if dtype is not None and dtype not in ('float16', 'bfloat16', 'float32'):
             raise ValueError(f"dtype must be None, 'float16', 'bfloat16' or 'float32', got {dtype!r}")
         self.name = name
         self.interval = interval
         self.dtype = None if dtype is None else getattr(torch, dtype)
+        self.weights_format = weights_format
 
     def _export(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if runner.rank == 0:
-            model.export(runner.work_dir, self.name, dtype=self.dtype)
+            model.export(runner.work_dir, self.name, dtype=self.dtype, weights_format=self.weights_format)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.interval and self.every_n_train_iters(runner, self.interval):

@@ -28,6 +28,7 @@ SUPPORTED_ARCHITECTURES = (
     "models (any patch size and width), and timm EVA-02 towers ('EVA02-*', EVA-CLIP / CLIPSelf checkpoints). "
     "Not supported for dense features: other timm towers (SigLIP), ConvNeXt, ModifiedResNet (RN*).")
 
+WEIGHT_FORMATS = ('open_clip', 'eva_clip')
 # keys present in OpenAI TorchScript state dicts that are not parameters
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
@@ -281,16 +282,25 @@ class CLIPModel(nn.Module):
 
     def save(self, out_dir: str | os.PathLike, name: str, *,
              state_dict: Mapping[str, torch.Tensor] | None = None,
-             dtype: torch.dtype | None = None) -> tuple[Path, Path]:
-        """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights, or the given
-        ``state_dict`` of the same keys) atomically; ``build_clip(config_file=..., checkpoint=...)`` loads them.
-        ``dtype`` (e.g. ``torch.float16`` for a small shipped file) casts floating-point weights.
+             dtype: torch.dtype | None = None, weights_format: str | None = None) -> tuple[Path, Path]:
+        """Write ``name.json`` (the model config as given: open_clip's, or EVA-CLIP's) and ``name.safetensors``
+        (weights, or the given ``state_dict`` of the same keys) atomically; ``build_clip(config_file=...,
+        checkpoint=...)`` loads them. ``dtype`` (e.g. ``torch.float16`` for a small shipped file) casts
+        floating-point weights. ``weights_format``: the key names, ``'open_clip'`` or ``'eva_clip'`` (EVA-CLIP /
+        CLIPSelf; EVA-02 towers only); default: the format of the file that was loaded.
         """
         from safetensors.torch import save_file
         cfg = self.model_cfg if self.model_cfg is not None else _open_clip().get_model_config(self.name)
         if cfg is None:
             raise ValueError(f"no open_clip model config known for '{self.name}'")
         state = self.model.state_dict() if state_dict is None else state_dict
+        fmt = weights_format or self.weights_format
+        if fmt not in WEIGHT_FORMATS:
+            raise ValueError(f"unknown weights_format '{fmt}'; valid: {list(WEIGHT_FORMATS)}")
+        if fmt == 'eva_clip':
+            if not any(k.startswith('visual.trunk.blocks.') for k in state):
+                raise ValueError(f"weights_format='eva_clip' needs an EVA-02 tower; '{self.name}' has none")
+            state = open_clip_to_eva_clip(state)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         cfg_path, weights = out / f'{name}.json', out / f'{name}.safetensors'
@@ -523,6 +533,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
     else:
         raise ValueError('give model_name, config_file, model_cfg or checkpoint')
 
+    source_cfg = model_cfg  # kept as given (an EVA-CLIP config stays one when saved)
     if model_cfg is not None and is_eva_clip_config(model_cfg):
         model_cfg = eva_clip_model_cfg(model_cfg)
     if model_cfg is not None:
@@ -539,7 +550,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
         tokenizer = oc.get_tokenizer(name)
     model.eval()
     return CLIPModel(model, tokenizer, name=name, pretrained=pretrained,
-                     checkpoint=checkpoint, model_cfg=model_cfg)
+                     checkpoint=checkpoint, model_cfg=source_cfg)
 
 
 def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:

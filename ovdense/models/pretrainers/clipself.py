@@ -233,7 +233,9 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         s, t = self.student.clip.model.state_dict(), self.teacher.model.state_dict()
         return {k: (a * v + (1 - a) * t[k]) if v.is_floating_point() else v for k, v in s.items()}
 
-    def export(self, out_dir: str | os.PathLike, name: str, *, dtype: torch.dtype | None = None) -> tuple[Path, Path]:
-        """Write the weight-space ensemble as open_clip ``name.json`` + ``name.safetensors`` (cast to ``dtype``
-        when given)."""
-        return self.student.clip.save(out_dir, name, state_dict=self.ensemble_state_dict(), dtype=dtype)
+    def export(self, out_dir: str | os.PathLike, name: str, *, dtype: torch.dtype | None = None,
+               weights_format: str | None = None) -> tuple[Path, Path]:
+        """Write the weight-space ensemble as ``name.json`` + ``name.safetensors`` (cast to ``dtype`` when given),
+        in the format of the CLIP file loaded (open_clip's or EVA-CLIP's names) or ``weights_format``."""
+        return self.student.clip.save(out_dir, name, state_dict=self.ensemble_state_dict(), dtype=dtype,
+                                      weights_format=weights_format)
