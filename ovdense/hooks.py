@@ -49,7 +49,8 @@ class OVExportCLIPHook(Hook):
     def _export(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if runner.rank == 0:
-            model.export(runner.work_dir, self.name, dtype=self.dtype, weights_format=self.weights_format)
+            fmt = {} if self.weights_format is None else dict(weights_format=self.weights_format)  # CLIPSelf only
+            model.export(runner.work_dir, self.name, dtype=self.dtype, **fmt)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.interval and self.every_n_train_iters(runner, self.interval):
