@@ -19,7 +19,6 @@ from pathlib import Path
 
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # before gradio is imported
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -131,10 +130,8 @@ def run(models: Models, out_root: Path, image_path: str | None, vocab_text: str,
         if task == 'segmentation':
             res = inference_model(model, image[:, :, ::-1], vocabulary=vocab, progress=report)
             label = res.pred_sem_seg.data[0].cpu().numpy()
-            paths = save_segmentation(out_dir, stem, image, label, vocab.classes, **meta)
-            counts = np.bincount(label.ravel(), minlength=len(vocab))
-            rows = [[vocab.names[i], round(100.0 * counts[i] / label.size, 2)]
-                    for i in np.argsort(-counts) if counts[i] > 0]
+            paths, shares = save_segmentation(out_dir, stem, image, label, vocab.classes, **meta)
+            rows = [[name, share] for name, share in shares.items()]
             result = read_image(paths['overlay'])
             files = [paths['label'], paths['json']]
             status = f'{len(rows)} of {len(vocab)} classes found ({image.shape[1]}x{image.shape[0]} pixels).'

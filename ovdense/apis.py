@@ -56,7 +56,7 @@ def check_image_size(height: int, width: int, what: str = 'image') -> None:
 FAMILIES = ('OVSegmentor', 'OVTextSegmentor', 'OVDenseCLIP', 'OVFViT')
 
 
-def _clip_holder(model_cfg: Any) -> Any:
+def clip_holder(model_cfg: Any) -> Any:
     """The config dict that names the CLIP (``backbone.clip``, or ``clip`` for CLIPSelf)."""
     return model_cfg.backbone if 'backbone' in model_cfg and 'clip' in model_cfg.backbone else model_cfg
 
@@ -102,7 +102,7 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if clip is not None:
-        _clip_holder(cfg.model).clip = clip
+        clip_holder(cfg.model).clip = clip
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     if cfg.get('custom_imports'):

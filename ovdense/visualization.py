@@ -123,10 +123,11 @@ def unique_stems(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, label: np.ndarray,
-                      classes: Sequence[Sequence[str]], **meta: object) -> dict[str, Path]:
+                      classes: Sequence[Sequence[str]], **meta: object) -> tuple[dict[str, Path], dict[str, float]]:
     """Write ``STEM_overlay.png`` (colored classes and legend), ``STEM_label.png`` (class index per pixel,
     uint8, or uint16 beyond 256 classes) and ``STEM_label.json`` (the vocabulary that made it: per index its
-    names, the pixel share of each class found, and ``meta``). Returns the paths by kind."""
+    names, the pixel share of each class found, and ``meta``). Returns the paths by kind and the shares (%,
+    largest first)."""
     out = Path(out_dir)
     counts = np.bincount(label.ravel(), minlength=len(classes))
     shares = {classes[i][0]: round(100.0 * counts[i] / label.size, 2) for i in np.argsort(-counts) if counts[i] > 0}
@@ -134,7 +135,7 @@ def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarr
     write_image_atomic(files['label'], label.astype('uint8' if len(classes) <= 256 else 'uint16'), rgb=False)
     write_json_atomic(files['json'], dict(classes=[list(c) for c in classes], shares_percent=shares, **meta))
     write_image_atomic(files['overlay'], overlay_segmentation(image_rgb, label, [c[0] for c in classes]))
-    return files
+    return files, shares
 
 
 def save_detections(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, pred_instances,

@@ -10,6 +10,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from ovdense.apis import clip_holder
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description='ovdense test')
@@ -35,7 +37,7 @@ def main() -> None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    holder = cfg.model.backbone if 'backbone' in cfg.model else cfg.model  # where the CLIP is named
+    holder = clip_holder(cfg.model)  # where the CLIP is named
     if args.clip_config:
         holder.clip = dict(config_file=args.clip_config)
     if args.checkpoint:

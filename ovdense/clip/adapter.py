@@ -8,6 +8,7 @@ error, since the last-block variants (MaskCLIP, SCLIP, ClearCLIP, NACLIP) are de
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -574,13 +575,15 @@ def is_eva_clip_config(cfg: Mapping[str, Any]) -> bool:
     return 'eva_model_name' in cfg.get('vision_cfg', {})
 
 
+# the EVA-CLIP vision options of the EVA-02 variant timm implements (xattn / fusedLN only pick kernels)
+_EVA_REQUIRED = dict(postnorm=False, qkv_bias=True, rope=True, subln=True, naiveswiglu=True)
+
+
 def eva_clip_model_cfg(cfg: Mapping[str, Any]) -> dict:
     """The open_clip model config of an EVA-CLIP config: a timm EVA-02 trunk of the same size (registered
     with timm under a name made of its sizes) and open_clip's text tower."""
     v, t = cfg['vision_cfg'], cfg['text_cfg']
-    unsupported = {k: v[k] for k in ('xattn', 'fusedLN', 'postnorm', 'qkv_bias', 'rope', 'subln', 'naiveswiglu')
-                   if k in v and v[k] != {'xattn': v[k], 'fusedLN': v[k], 'postnorm': False, 'qkv_bias': True,
-                                          'rope': True, 'subln': True, 'naiveswiglu': True}[k]}
+    unsupported = {k: v[k] for k, want in _EVA_REQUIRED.items() if k in v and v[k] != want}
     if unsupported or v.get('layer_scale_init_value') or v.get('global_average_pool'):
         raise ValueError(f'EVA-CLIP vision config not supported (EVA-02 with RoPE, sub-LN, SwiGLU, q/v bias): '
                          f'{unsupported or v}')
@@ -782,6 +785,7 @@ _EXTRA_SCENE_TEMPLATES = ('there is a {} in the scene.', 'there is the {} in the
                           'this is one {} in the scene.')
 
 
+@functools.lru_cache(maxsize=None)  # a pure function of the name, asked for on every text-encoder call
 def prompt_templates(name: str) -> tuple[str, ...]:
     """Prompt template sets, each template a string with ``{}`` for the class name.
 

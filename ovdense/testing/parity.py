@@ -247,14 +247,30 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     return checks
 
 
+def _clipself_inputs(case: dict, ds: dict, add) -> None:
+    """The config's CLIPSelf transforms on the case's original image, checked with ``add``: the student input at
+    the case's ``det_image_size``, the boxes normalised to it, and the teacher crops."""
+    from PIL import Image
+
+    from ovdense.datasets.clipself import resize_longest, resize_max_size
+    image = Image.fromarray(case['image_rgb_uint8'].numpy())
+    w, h = image.size
+    size = int(case['det_image_size'])
+    x, scale = resize_longest(image, size, mean=ds.get('mean', case['image_mean']), std=ds.get('std', case['image_std']))
+    add('input', x[None], case['input'])
+    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([w, h, w, h])
+    add('boxes_normed_input', boxes_px * scale / size, case['boxes_normed_input'])
+    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
+    add('teacher_crops', crops, case['teacher_crops'])
+
+
 def _run_clipself(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     """CLIPSelf: our config's model (golden CLIP swapped in) and transforms on the case's image and boxes."""
     import numpy as np
     import torch.nn.functional as F
     from mmengine.config import Config
-    from PIL import Image
 
-    from ovdense.datasets.clipself import mask_to_grid, resize_longest, resize_max_size
+    from ovdense.datasets.clipself import mask_to_grid
     from ovdense.models.backbones.clip_vit import interpolate_pos_embed
     from ovdense.models.pretrainers.clipself import (OVCLIPSelf, box_masks, mask_attn_features, mask_features,
                                          roi_features)
@@ -270,17 +286,7 @@ def _run_clipself(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     checks = []
     add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
 
-    image = Image.fromarray(case['image_rgb_uint8'].numpy())
-    w, h = image.size
-    size = int(case['det_image_size'])  # the case ran at 448; our config's input size is a knob
-    x, scale = resize_longest(image, size, mean=ds.get('mean', case['image_mean']),
-                              std=ds.get('std', case['image_std']))
-    add('input', x[None], case['input'])
-    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([w, h, w, h])
-    boxes = boxes_px * scale / size
-    add('boxes_normed_input', boxes, case['boxes_normed_input'])
-    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
-    add('teacher_crops', crops, case['teacher_crops'])
+    _clipself_inputs(case, ds, add)  # the case ran at its det_image_size; our config's input size is a knob
     x = case['input']  # downstream checks start from the reference input
     with torch.no_grad():
         dense = model.student.dense_features(x, normalize=True)
@@ -365,10 +371,9 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
     ``weights_file``, both next to the case) and the config's transforms on the case's image, boxes and masks."""
     import numpy as np
     from mmengine.config import Config
-    from PIL import Image
 
     from ovdense.clip.adapter import rope_tables
-    from ovdense.datasets.clipself import mask_to_grid, resize_longest, resize_max_size
+    from ovdense.datasets.clipself import mask_to_grid
     from ovdense.models.backbones.clip_vit import OVCLIPViT, interpolate_pos_embed
     from ovdense.models.pretrainers.clipself import OVCLIPSelf, mask_features, roi_features
 
@@ -429,15 +434,7 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         add('dense448_tokens_pre_l2norm', student.forward_tokens(x448)['tokens'][:, 1:],
             case['dense448_tokens_pre_l2norm'])
     # the 1024 training step: our transforms on the original image, then the loss on the reference's tensors
-    image = Image.fromarray(case['image_rgb_uint8'].numpy())
-    W0, H0 = image.size
-    size = int(case['det_image_size'])
-    x, scale = resize_longest(image, size, mean=ds.get('mean', case['image_mean']), std=ds.get('std', case['image_std']))
-    add('input', x[None], case['input'])
-    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([W0, H0, W0, H0])
-    add('boxes_normed_input', boxes_px * scale / size, case['boxes_normed_input'])
-    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
-    add('teacher_crops', crops, case['teacher_crops'])
+    _clipself_inputs(case, ds, add)
     x, boxes = case['input'], case['boxes_normed_input']
     with torch.no_grad():
         add('teacher_crop_features', model.teacher.encode_image(case['teacher_crops']), case['teacher_crop_features'])
