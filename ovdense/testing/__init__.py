@@ -18,6 +18,16 @@ TINY_CLIP_CFG = dict(
     text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1),
 )
 
+# an EVA-CLIP-format config (as CLIPSelf's model_configs: a timm EVA-02 tower with RoPE, sub-LN, SwiGLU), tiny:
+# width 64, 2 blocks of 2 heads, 64 px, and the same text tower
+TINY_EVA_CFG = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=64, layers=2, width=64, head_width=32, patch_size=16, mlp_ratio=2.6667,
+                    eva_model_name='eva-clip-b-16-X', xattn=False, fusedLN=False, rope=True,
+                    pt_hw_seq_len=16, intp_freq=True, naiveswiglu=True, subln=True),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1),
+)
+
 
 def tiny_clip(seed: int = 0, *, layers: int = 2) -> CLIPModel:
     """A random tiny CLIP (deterministic by seed) with ``layers`` vision blocks."""

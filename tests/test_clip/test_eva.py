@@ -7,16 +7,9 @@ from ovdense.clip import CheckpointError, build_clip
 from ovdense.clip.adapter import eva_clip_to_open_clip, open_clip_to_eva_clip, rope_tables
 from ovdense.models import OVCLIPViT
 from ovdense.models.backbones import CLIP_ONLY_MODES
-from ovdense.testing import golden_dir, random_images
+from ovdense.testing import TINY_EVA_CFG as TINY_EVA, golden_dir, random_images
 
 from ..conftest import requires_shared
-
-# an EVA-CLIP-format config (as CLIPSelf's model_configs), tiny: width 64, 2 blocks of 2 heads, 64 px
-TINY_EVA = dict(embed_dim=32,
-                vision_cfg=dict(image_size=64, layers=2, width=64, head_width=32, patch_size=16, mlp_ratio=2.6667,
-                                eva_model_name='eva-clip-b-16-X', xattn=False, fusedLN=False, rope=True,
-                                pt_hw_seq_len=16, intp_freq=True, naiveswiglu=True, subln=True),
-                text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1))
 
 
 def tiny_eva(seed=0):

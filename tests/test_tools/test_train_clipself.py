@@ -10,18 +10,23 @@ import torch
 
 from ovdense.clip import build_clip, load_state_dict_file
 from ovdense.datasets.synthetic import WorldConfig, export
-from ovdense.testing import TINY_CLIP_CFG
+from ovdense.testing import TINY_CLIP_CFG, TINY_EVA_CFG
 
 REPO = Path(__file__).resolve().parents[2]
 BASES = [str(REPO / 'configs/_base_/models/clipself.py'), str(REPO / 'configs/_base_/datasets/synthetic_clipself.py')]
 
 
-@pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp('clipself')
+# the tower's patch embedding in the file format each one is given in (EVA-02: EVA-CLIP / CLIPSelf names)
+TOWERS = {'openai': (TINY_CLIP_CFG, 'open_clip', 'visual.conv1.weight'),
+          'eva02': (TINY_EVA_CFG, 'eva_clip', 'visual.patch_embed.proj.weight')}
+
+
+def _setup(tmp_path_factory, tower):
+    model_cfg, weights_format, _ = TOWERS[tower]
+    root = tmp_path_factory.mktemp(f'clipself_{tower}')
     export(root, split='train', num_images=8, seed=5, cfg=WorldConfig(size=64), progress=False)
     torch.manual_seed(0)
-    cfg_json, weights = build_clip(model_cfg=TINY_CLIP_CFG).save(root, 'tiny')
+    cfg_json, weights = build_clip(model_cfg=model_cfg).save(root, 'tiny', weights_format=weights_format)
     config = root / 'tiny_clipself.py'
     config.write_text(f'''_base_ = {BASES!r}
 model = dict(clip=dict(_delete_=True, config_file={str(cfg_json)!r}, checkpoint={str(weights)!r}),
@@ -39,7 +44,17 @@ default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
 custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVExportCLIPHook', name='export')]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 ''')
-    return root, config
+    return root, config, tower
+
+
+@pytest.fixture(scope='module', params=sorted(TOWERS))
+def each_tower(request, tmp_path_factory):
+    return _setup(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):  # checkpoint and process-group handling do not depend on the tower
+    return _setup(tmp_path_factory, 'openai')
 
 
 def _train(config, work_dir, *args, nproc=1, ok=True):
@@ -61,8 +76,8 @@ def _scalars(work_dir):
     return {r['step']: r for r in rows if 'cos_dissim' in r}
 
 
-def test_resume_gives_the_same_weights(setup, tmp_path):
-    root, config = setup
+def test_resume_gives_the_same_weights(each_tower, tmp_path):
+    root, config, tower = each_tower
     _train(config, tmp_path / 'full')
     _train(config, tmp_path / 'part', '--cfg-options', 'train_cfg.max_iters=2')
     assert (tmp_path / 'part/iter_2.pth').is_file()
@@ -73,12 +88,14 @@ def test_resume_gives_the_same_weights(setup, tmp_path):
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert diff == 0.0, diff
     start = load_state_dict_file(root / 'tiny.safetensors')
-    assert (a['visual.conv1.weight'] - start['visual.conv1.weight']).abs().max() > 0  # it did train
+    assert start.keys() == a.keys()  # exported in the format it was given in
+    patch_embed = TOWERS[tower][2]
+    assert (a[patch_embed] - start[patch_embed]).abs().max() > 0  # it did train
     assert not list((tmp_path / 'full').glob('.*.tmp'))  # atomic writes leave no temporaries
 
 
 def test_resume_from_a_truncated_checkpoint_names_the_last_good_one(setup, tmp_path):
-    _, config = setup
+    _, config, _ = setup
     work = tmp_path / 'work'
     _train(config, work, '--cfg-options', 'train_cfg.max_iters=4')
     last = work / 'iter_4.pth'
@@ -92,7 +109,7 @@ def test_resume_from_a_truncated_checkpoint_names_the_last_good_one(setup, tmp_p
 
 
 def test_two_processes_match_one_process(setup, tmp_path):
-    _, config = setup
+    _, config, _ = setup
     _train(config, tmp_path / 'one', '--cfg-options', 'train_cfg.max_iters=3')
     _train(config, tmp_path / 'two', '--cfg-options', 'train_cfg.max_iters=3', 'train_dataloader.batch_size=1',
            nproc=2)
