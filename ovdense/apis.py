@@ -92,6 +92,7 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
 
     from . import fileio  # noqa: F401  (weights-only checkpoint loading)
     from .clip import CheckpointError
+    from .hooks import apply_base_classes
 
     if isinstance(config, (str, os.PathLike)):
         if not Path(config).is_file():
@@ -117,13 +118,15 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     model.init_weights()
     if checkpoint is not None:
         try:
-            load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True, logger='silent')
+            loaded = load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True, logger='silent')
         except Exception as e:  # noqa: BLE001 - torch / mmengine raise many types for a wrong file
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             first = ' / '.join(lines[:3]) if lines else type(e).__name__
             raise CheckpointError(f'checkpoint {checkpoint} cannot be loaded into {type(model).__name__} '
                                   f'(config {config if isinstance(config, (str, os.PathLike)) else "given"}): '
                                   f'{first[:500]}') from None
+        # the Runner saves its training data's metainfo: a detector's base classes (OV-LVIS: from the data)
+        apply_base_classes(model, (loaded.get('meta') or {}).get('dataset_meta') or {})
     model.cfg = cfg
     return model.to(device).eval()
 

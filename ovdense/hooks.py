@@ -132,24 +132,35 @@ class OVZoomCurriculumHook(Hook):
             self._switch(runner)
 
 
+def apply_base_classes(model: torch.nn.Module, metainfo: dict) -> None:
+    """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the ``base_classes`` of a dataset's
+    ``metainfo`` (nothing without them, or for models without such a head), matched to the detector's
+    vocabulary by label index, so the head's display names may differ from the dataset's (``aerosol can`` /
+    ``aerosol_can``)."""
+    model = model.module if is_model_wrapper(model) else model
+    head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
+    if head is None or not hasattr(head, 'base_classes') or 'base_classes' not in metainfo:
+        return
+    classes, names = list(metainfo['classes']), model.vocabulary.names
+    if len(classes) != len(names):
+        raise ValueError(f'the dataset has {len(classes)} classes, the detector vocabulary {len(names)}')
+    base = set(metainfo['base_classes'])
+    head.base_classes = tuple(n for n, c in zip(names, classes) if c in base)
+
+
 @register('HOOKS')
 class OVBaseClassesFromDatasetHook(Hook):
-    """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the dataset's base classes (for the
-    VLM fusion weights; matched to the detector's vocabulary) before each run, when they are only known from the data (e.g. OV-LVIS: the rare
-    categories of the annotation file are novel). Classes are matched by label index, so the head's
-    display names may differ from the dataset's (``aerosol can`` / ``aerosol_can``)."""
+    """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the dataset's base classes (for the training
+    softmax's novel mask and the VLM fusion weights) before each run, from the data (e.g. OV-LVIS: the rare
+    categories of the annotation file are novel), by :func:`apply_base_classes`. The Runner saves the training
+    data's metainfo in every checkpoint (``meta['dataset_meta']``), from which :func:`ovdense.apis.init_model`
+    gives them back at inference."""
 
     def _apply(self, runner, dataset) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
-        meta = dataset.metainfo
-        if head is None or not hasattr(head, 'base_classes') or 'base_classes' not in meta:
-            return
-        classes, names = list(meta['classes']), model.vocabulary.names
-        if len(classes) != len(names):
-            raise ValueError(f'the dataset has {len(classes)} classes, the detector vocabulary {len(names)}')
-        base = set(meta['base_classes'])
-        head.base_classes = tuple(n for n, c in zip(names, classes) if c in base)
+        apply_base_classes(runner.model, dataset.metainfo)
+
+    def before_train(self, runner) -> None:
+        self._apply(runner, runner.train_dataloader.dataset)
 
     def before_val(self, runner) -> None:
         self._apply(runner, runner.val_dataloader.dataset)

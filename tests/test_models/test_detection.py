@@ -78,6 +78,33 @@ def test_text_head_scores_vocabulary_and_fusion():
         head(vlm_temperature=0.0)
 
 
+def test_reference_training_loss_masks_novel_logits_and_weights_background():
+    """CustomCrossEntropyLoss of the reference: class weight 0 for novel classes (their logits -inf in the
+    softmax), bg_weight for background regions, averaged over all sampled regions."""
+    text, x = texts(), torch.randn(6, 8, 7, 7)
+    labels = torch.tensor([0, 1, 3, 3, 0, 3])  # 3 = background; no novel ('zebra') labels in training
+    plain = head().train()
+    ref = head(novel_logits='masked', background_weight=0.6).train()
+    ref.load_state_dict(plain.state_dict())
+    cls, reg = plain(x, text)
+    cls_ref, reg_ref = ref(x, text)
+    assert torch.isneginf(cls_ref[:, 2]).all() and torch.equal(cls_ref[:, [0, 1, 3]], cls[:, [0, 1, 3]])
+    ones, targets = torch.ones(6), torch.zeros(6, 4)
+    got = ref.loss(cls_ref, reg_ref, None, labels, ones, targets, torch.zeros(6, 4))['loss_cls']
+    masked = cls[:, [0, 1, 3]].log_softmax(-1)  # the softmax over base classes and background only
+    nll = -masked[torch.arange(6), torch.tensor([0, 1, 2, 2, 0, 2])]
+    assert torch.allclose(got, (nll * torch.tensor([1, 1, 0.6, 0.6, 1, 0.6])).sum() / 6, atol=1e-5)
+    assert not torch.allclose(plain.loss(cls, reg, None, labels, ones, targets, torch.zeros(6, 4))['loss_cls'], got)
+    got.backward()
+    assert torch.isfinite(ref.fc_cls.weight.grad).all()
+    with pytest.raises(ValueError, match="valid: \\['negative', 'masked'\\]"):
+        head(novel_logits='zero')
+    no_base = head(novel_logits='masked').train()
+    no_base.base_classes = None
+    with pytest.raises(ValueError, match='base_classes'):
+        no_base(x, text)
+
+
 def test_synonyms_reduce_to_the_best_name():
     """A class with two names scores the better of the two ('max'), or its mean embedding ('mean')."""
     h = head().eval()

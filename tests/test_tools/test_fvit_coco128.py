@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 import ovdense.models  # noqa: F401
 from ovdense.datasets.det import OV_COCO_BASE, OV_COCO_NOVEL, OVCocoDataset
 from ovdense.evaluation.ov_coco import OVCocoMetric
-from ovdense.testing import golden_clip_cfg, shared_dir
+from ovdense.testing import TINY_EVA_CFG, golden_clip_cfg, shared_dir
 
 from ..conftest import requires_shared
 
@@ -63,15 +63,25 @@ def _images_with_base_and_novel(n: int) -> list[int]:
     return out[:n]
 
 
-def _small_ov_coco_cfg(work_dir: Path) -> Config:
-    cfg = Config.fromfile(str(REPO / 'configs/fvit/fvit_vit-b16_ov-coco-640.py'))
+# config -> (tiny CLIP of that tower, its width, its embedding dimension): the golden tiny OpenAI-style CLIP, and a
+# tiny random EVA-02 of 4 blocks
+CONFIGS = {
+    'fvit_vit-b16_ov-coco-640.py': (golden_clip_cfg(), 192, 128),
+    'fvit_eva02-b16_ov-coco-640.py': (
+        dict(model_cfg=dict(TINY_EVA_CFG, vision_cfg=dict(TINY_EVA_CFG['vision_cfg'], layers=4))), 64, 32),
+}
+
+
+def _small_ov_coco_cfg(work_dir: Path, config: str = 'fvit_vit-b16_ov-coco-640.py') -> Config:
+    cfg = Config.fromfile(str(REPO / 'configs/fvit' / config))
+    clip, width, embed_dim = CONFIGS[config]
     cfg.work_dir = str(work_dir)
     bn = dict(type='BN', requires_grad=True)  # SyncBN needs a process group
     cfg.model.backbone.update(out_indices=(0, 1, 2, 3), norm_cfg=bn)
-    cfg.model.backbone.clip = golden_clip_cfg()  # replaces the ViT-B/16 entry
-    cfg.model.neck.update(in_channels=[192] * 4, norm_cfg=bn)
-    cfg.model.roi_head.vlm_roi_extractor.out_channels = 128
-    cfg.model.roi_head.bbox_head.update(embed_dim=128, norm_cfg=bn)
+    cfg.model.backbone.clip = clip  # replaces the B/16 entry
+    cfg.model.neck.update(in_channels=[width] * 4, norm_cfg=bn)
+    cfg.model.roi_head.vlm_roi_extractor.out_channels = embed_dim
+    cfg.model.roi_head.bbox_head.update(embed_dim=embed_dim, norm_cfg=bn)
     cfg.model.text_encoder.templates = ['a photo of a {}.']
     held_out = dict(indices=_images_with_base_and_novel(4))  # so that every AP below has ground truth
     for split, extra in (('train', dict(drop_novel=True)), ('val', held_out), ('test', held_out)):
@@ -100,14 +110,23 @@ def _small_ov_coco_cfg(work_dir: Path) -> Config:
 
 
 @requires_shared
-def test_ov_coco_config_trains_and_tests_on_coco128(tmp_path):
+@pytest.mark.parametrize('config', sorted(CONFIGS))
+def test_ov_coco_config_trains_and_tests_on_coco128(tmp_path, config):
     from mmengine.runner import Runner
     torch.manual_seed(0)
-    runner = Runner.from_cfg(_small_ov_coco_cfg(tmp_path))
+    runner = Runner.from_cfg(_small_ov_coco_cfg(tmp_path, config))
     runner.train()
     assert (tmp_path / 'iter_2.pth').is_file()
     model = runner.model
     assert not any(p.requires_grad for p in model.backbone.vit.parameters())
+    # the training softmax masked the novel classes: the base classes came from the dataset, and they are
+    # saved with the weights, so the checkpoint alone knows them at inference
+    assert model.roi_head.bbox_head.novel_logits == 'masked'
+    assert model.roi_head.bbox_head.base_classes == OV_COCO_BASE
+    from ovdense.apis import init_model
+    assert init_model(runner.cfg, tmp_path / 'iter_2.pth').roi_head.bbox_head.base_classes == OV_COCO_BASE
+    if 'eva02' in config:
+        assert model.backbone.vit.tower.family == 'eva02'
     metrics = runner.test()
     for key in ('coco/bbox_AP50', 'coco/bbox_AP50_base', 'coco/bbox_AP50_novel'):
         assert not np.isnan(metrics[key]), key  # both splits have ground truth in these images

@@ -1,5 +1,5 @@
 # F-ViT (CLIPSelf's open-vocabulary detector) on mmdet 3.x: frozen CLIP ViT-B/16 (blocks 3/5/7/11 ->
-# 4-level pyramid), FPN, RPN, a 4-conv 2-fc box head whose classifier is the vocabulary's text embedding
+# 4-level pyramid), FPN, RPN, a 4-conv 2-fc (512-d, as the reference's B/16) box head whose classifier is the vocabulary's text embedding
 # (learnt temperature 50, learnt background), class-agnostic regression, and VLM score fusion with the
 # ViT's dense CLIP map (alpha=0.1 base, beta=0.8 novel, temperature 75) as the reference OV-COCO config.
 _base_ = ['mmdet::_base_/default_runtime.py']
@@ -29,7 +29,7 @@ model = dict(
         vlm_roi_extractor=dict(type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=1, sampling_ratio=0),
                                out_channels=512, featmap_strides=[16]),
         bbox_head=dict(
-            type='OVTextBBoxHead', in_channels=256, fc_out_channels=1024, roi_feat_size=7, embed_dim=512,
+            type='OVTextBBoxHead', in_channels=256, fc_out_channels=512, roi_feat_size=7, embed_dim=512,
             num_shared_convs=4, num_shared_fcs=2, norm_cfg=norm_cfg, temperature=50.0, vlm_temperature=75.0, alpha=0.1, beta=0.8,
             bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
             reg_class_agnostic=True,
@@ -48,4 +48,6 @@ model = dict(
     test_cfg=dict(
         rpn=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
         rcnn=dict(score_thr=0.01, nms=dict(type='nms', iou_threshold=0.4), max_per_img=100)))
-custom_hooks = [dict(type='OVInitWeightsHook')]
+custom_hooks = [dict(type='OVInitWeightsHook'), dict(type='OVBaseClassesFromDatasetHook')]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
+                                     backend_args=dict(backend='ov_atomic_local')))  # atomic writes

@@ -15,6 +15,9 @@ from ...registry import register
 from ..text import ClassEmbeddings
 
 
+NOVEL_LOGITS = ('negative', 'masked')
+
+
 @register('MODELS', mmseg=False)
 class OVTextBBoxHead(ConvFCBBoxHead):
     """Open-vocabulary box head: region features projected into the text space, classified by cosine
@@ -37,11 +40,17 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         vlm_temperature: logit scale of the VLM scores (reference 75 for CLIPs trained to 100); None:
             the logit scale of the CLIP that embedded the vocabulary.
         alpha: VLM weight for base classes; beta: for novel classes.
+        novel_logits: the novel classes' logits in the training softmax: ``'negative'`` (kept: novel names
+            are negatives of every region) or ``'masked'`` (-inf, as the reference's ``CustomCrossEntropyLoss``
+            with class weight 0: the classifier is never taught away from unseen names). Needs
+            ``base_classes`` (or :class:`~ovdense.hooks.OVBaseClassesFromDatasetHook`) for ``'masked'``.
+        background_weight: loss weight of background regions (reference: 0.6 on OV-COCO, 0.9 on OV-LVIS).
     """
 
     def __init__(self, *, embed_dim: int, base_classes: Sequence[str] | None = None, temperature: float = 50.0,
                  learn_temperature: bool = True, vlm_temperature: float | None = 75.0, alpha: float = 0.1,
-                 beta: float = 0.8, **kwargs) -> None:
+                 beta: float = 0.8, novel_logits: str = 'negative', background_weight: float = 1.0,
+                 **kwargs) -> None:
         kwargs.setdefault('reg_class_agnostic', True)
         kwargs.setdefault('num_shared_fcs', 2)
         super().__init__(**kwargs)  # num_classes: set from the class embeddings at every call
@@ -57,6 +66,12 @@ class OVTextBBoxHead(ConvFCBBoxHead):
             raise ValueError(f'vlm_temperature must be > 0 (or None: the CLIP logit scale), got {vlm_temperature}')
         self.vlm_temperature = vlm_temperature
         self.alpha, self.beta = alpha, beta
+        if novel_logits not in NOVEL_LOGITS:
+            raise ValueError(f"unknown novel_logits '{novel_logits}'; valid: {list(NOVEL_LOGITS)}")
+        if background_weight < 0:
+            raise ValueError(f'background_weight must be >= 0, got {background_weight}')
+        self.novel_logits = novel_logits
+        self.background_weight = float(background_weight)
 
     def scores(self, emb: torch.Tensor, text: ClassEmbeddings, scale: torch.Tensor | float) -> torch.Tensor:
         """(N, D) region embeddings -> (N, K + 1) logits ``scale * cos``: the classes (synonyms reduced by
@@ -79,6 +94,10 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         region, bbox_pred = super().forward(x)  # fc_cls is the projection: (N, embed_dim)
         cls_score = self.scores(region, text, self.log_temperature.exp())
         if self.training:
+            if self.novel_logits == 'masked':
+                if self.base_classes is None:
+                    raise ValueError("novel_logits='masked' needs base_classes (or OVBaseClassesFromDatasetHook)")
+                cls_score = cls_score.masked_fill(~self.base_mask(text, cls_score.device), float('-inf'))
             return cls_score, bbox_pred
         if vlm_feats is not None:
             return self.fuse(cls_score, vlm_feats, text), bbox_pred
@@ -92,11 +111,24 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         """F-ViT's geometric fusion in log space: (N, K + 1) logits, (N, D) VLM box features, the class
         embeddings -> (N, K + 1) log fused scores (unnormalised, as the reference)."""
         vlm = self.scores(vlm_feats, text, self.vlm_scale(text))
-        names = text.vocabulary.names
-        base_set = set(self.base_classes if self.base_classes is not None else names)
-        base = torch.tensor([n in base_set for n in names] + [True], device=cls_score.device)
+        base = self.base_mask(text, cls_score.device)
         w = torch.where(base, torch.tensor(self.alpha, device=base.device), torch.tensor(self.beta, device=base.device))
         return (1 - w) * cls_score.log_softmax(-1) + w * vlm.log_softmax(-1)
+
+    def base_mask(self, text: ClassEmbeddings, device: torch.device | str = 'cpu') -> torch.Tensor:
+        """(K + 1,) bool: the base classes of the vocabulary (all without ``base_classes``), and the background."""
+        names = text.vocabulary.names
+        base_set = set(self.base_classes if self.base_classes is not None else names)
+        return torch.tensor([n in base_set for n in names] + [True], device=device)
+
+    def loss(self, cls_score: torch.Tensor, bbox_pred: torch.Tensor, rois: torch.Tensor, labels: torch.Tensor,
+             label_weights: torch.Tensor, *args: Any, **kwargs: Any) -> dict:
+        """mmdet's loss, background regions weighted by ``background_weight`` (the average is still over all
+        sampled regions, as the reference's class weight)."""
+        if self.background_weight != 1.0:
+            label_weights = torch.where(labels == self.num_classes, label_weights * self.background_weight,
+                                        label_weights)
+        return super().loss(cls_score, bbox_pred, rois, labels, label_weights, *args, **kwargs)
 
     def _predict_by_feat_single(self, roi: torch.Tensor, cls_score: torch.Tensor, bbox_pred: torch.Tensor,
                                 img_meta: dict, rescale: bool = False, rcnn_test_cfg: Any = None) -> Any:
