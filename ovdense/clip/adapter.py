@@ -315,9 +315,15 @@ class CLIPModel(nn.Module):
 
     # --------------------------------------------------------------------- text
     @property
+    def text_tower(self) -> nn.Module:
+        """The module with the text transformer's parts (``token_embedding``, ``transformer``, ``ln_final``,
+        ``text_projection``): the CLIP itself, or its ``text`` (open_clip's ``CustomTextCLIP``: EVA, SigLIP)."""
+        return getattr(self.model, 'text', self.model)
+
+    @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[1]) if isinstance(
-            self.model.text_projection, torch.Tensor) else int(self.model.text_projection.out_features)
+        proj = self.text_tower.text_projection
+        return int(proj.shape[1]) if isinstance(proj, torch.Tensor) else int(proj.out_features)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -330,13 +336,17 @@ class CLIPModel(nn.Module):
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, L, width) token embeddings of token ids (N, L) (no position embedding)."""
-        return self.model.token_embedding(tokens)
+        return self.text_tower.token_embedding(tokens)
 
     def encode_text_embeddings(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
         """Text embeddings (N, D) from token embeddings (N, L, width), e.g. with learnt context tokens
         inserted (CoOp / DenseCLIP): the first L position embeddings, the causal text transformer,
         ``ln_final``, the token at ``eot_index`` (N,), the projection."""
-        m = self.model
+        m = self.text_tower
+        if getattr(m, 'pool_type', 'argmax') != 'argmax' or getattr(m, 'attn_mask', True) is None:
+            raise ValueError(f"model '{self.name}': learnt prompt contexts need a causal text tower pooled at the "
+                             f"end-of-text token (CLIP's); this one pools '{m.pool_type}'"
+                             f"{' without a causal mask' if m.attn_mask is None else ''}")
         L = x.shape[1]
         if L > m.positional_embedding.shape[0]:
             raise ValueError(f'{L} tokens exceed the text context length {m.positional_embedding.shape[0]}')
@@ -545,7 +555,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
     else:
         logging.getLogger('root').disabled = True  # open_clip logs "initialized randomly" at root level
         try:
-            model = oc.create_model(name, pretrained=None)
+            model = oc.create_model(name, pretrained=None, device=torch.get_default_device())  # no move
         finally:
             logging.getLogger('root').disabled = False
         tokenizer = oc.get_tokenizer(name)
