@@ -133,6 +133,27 @@ def test_inference_model_every_family(family, tmp_path):
         assert torch.equal(again.pred_sem_seg.data, first[1].pred_sem_seg.data)
 
 
+def test_siglip_segments_an_image_through_inference_model(tmp_path):
+    """The shipped SigLIP config (its tower swapped for a tiny random SigLIP): SigLIP's statistics, the
+    MAP-head dense path and the sigmoid match, a path and a batch of two arrays of different sizes."""
+    from ovdense.testing import TINY_SIGLIP_CFG, register_tiny_siglip
+    register_tiny_siglip()
+    opts = {'model.slide_crop': 64, 'model.slide_stride': 32, 'model.text_encoder.templates': ['a photo of a {}.'],
+            'model.return_probs': True}
+    model = init_model(find_config('clearclip_siglip-b16_voc21-448'), clip=dict(model_cfg=TINY_SIGLIP_CFG),
+                       cfg_options=opts)
+    assert model.backbone.tower.family == 'siglip' and model.activation == 'sigmoid'
+    assert model.match()[1] == pytest.approx(-10.0)  # SigLIP's own bias (its initial value here)
+    assert model.data_preprocessor.mean.flatten().tolist() == [127.5] * 3
+    cv2.imwrite(str(tmp_path / 'x.png'), _image(80, 100, seed=2))
+    outs = inference_model(model, [tmp_path / 'x.png', _image(96, 128, seed=1)])
+    for out, (h, w) in zip(outs, [(80, 100), (96, 128)]):
+        label, probs = out.pred_sem_seg.data, out.seg_logits.data
+        assert label.shape == (1, h, w) and probs.shape == (21, h, w) and len(out.metainfo['classes']) == 21
+        assert torch.equal(probs.argmax(0), label[0])  # the argmax of the sigmoid probabilities
+        assert ((probs > 0) & (probs < 1)).all()
+
+
 def test_init_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='config not found'):
         init_model(tmp_path / 'missing.py')

@@ -1,13 +1,15 @@
 """open_clip adapter: build CLIP models from names, pretrained tags, local checkpoints or config JSON.
 
-Supported architectures for the dense modes: open_clip's own ``VisionTransformer`` towers, which is
-what OpenAI CLIP and the OpenCLIP / LAION / DataComp / MetaCLIP / DFN ``ViT-*`` models use. Towers
-built from timm (``EVA*``, ``ViT-*-SigLIP*``, ``convnext*``) and ModifiedResNet (``RN50`` ...) can be
-loaded and used for text/image embeddings, but :meth:`CLIPModel.vit_tower` rejects them with a clear
-error, since the last-block variants (MaskCLIP, SCLIP, ClearCLIP, NACLIP) are defined on that tower.
+Supported architectures for the dense modes: open_clip's own ``VisionTransformer`` towers (OpenAI CLIP and the
+OpenCLIP / LAION / DataComp / MetaCLIP / DFN ``ViT-*`` models), timm EVA-02 towers (``EVA02-*``, EVA-CLIP and
+CLIPSelf checkpoints) and timm SigLIP / SigLIP2 towers (``ViT-*-SigLIP*``: no CLS token, a MAP attention-pool
+head). Other towers (``convnext*``, ModifiedResNet ``RN50`` ...) can be loaded and used for text/image
+embeddings, but :meth:`CLIPModel.vit_tower` rejects them with a clear error, since the last-block variants
+(MaskCLIP, SCLIP, ClearCLIP, NACLIP) are defined on transformer blocks.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -18,7 +20,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -26,8 +28,9 @@ import torch.nn.functional as F
 
 SUPPORTED_ARCHITECTURES = (
     "open_clip VisionTransformer towers: OpenAI CLIP and OpenCLIP/LAION/DataComp/MetaCLIP/DFN 'ViT-*' "
-    "models (any patch size and width), and timm EVA-02 towers ('EVA02-*', EVA-CLIP / CLIPSelf checkpoints). "
-    "Not supported for dense features: other timm towers (SigLIP), ConvNeXt, ModifiedResNet (RN*).")
+    "models (any patch size and width), timm EVA-02 towers ('EVA02-*', EVA-CLIP / CLIPSelf checkpoints) and "
+    "timm SigLIP / SigLIP2 towers ('ViT-*-SigLIP*', MAP head). Not supported for dense features: other timm "
+    "towers, ConvNeXt, ModifiedResNet (RN*).")
 
 WEIGHT_FORMATS = ('open_clip', 'eva_clip')
 # keys present in OpenAI TorchScript state dicts that are not parameters
@@ -76,14 +79,73 @@ class ViTBlock:
         return self.attn.out_proj(o.transpose(1, 2).reshape(B, N, nh * d))
 
     def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
-        h = self.fc1(x)
-        if act == 'gelu':
-            h = F.gelu(h)
-        elif act == 'quick_gelu':
-            h = h * torch.sigmoid(1.702 * h)
-        else:
-            h = self.act(h)
-        return self.fc2(h)
+        return self.fc2(_activation(self.fc1(x), act, self.act))
+
+
+def _activation(h: torch.Tensor, act: str, own: nn.Module) -> torch.Tensor:
+    """``own(h)`` (``act='model'``), or GELU / QuickGELU in its place."""
+    if act == 'gelu':
+        return F.gelu(h)
+    if act == 'quick_gelu':
+        return h * torch.sigmoid(1.702 * h)
+    return own(h)
+
+
+@dataclass(frozen=True)
+class TimmBlock:
+    """One timm ``Block`` (timm ``VisionTransformer``: SigLIP / SigLIP2) as plain modules: a fused qkv with bias.
+
+    ``x = x + ls_1(proj(attn(ln_1(x))))``; ``x = x + ls_2(fc2(mlp_norm(act(fc1(ln_2(x))))))``.
+    """
+    ln_1: nn.LayerNorm
+    qkv_proj: nn.Linear
+    proj: nn.Linear
+    ls_1: nn.Module
+    ln_2: nn.LayerNorm
+    fc1: nn.Linear
+    act: nn.Module
+    mlp_norm: nn.Module
+    fc2: nn.Linear
+    ls_2: nn.Module
+    num_heads: int
+
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, N, C = x.shape
+        q, k, v = self.qkv_proj(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def out(self, o: torch.Tensor) -> torch.Tensor:
+        B, nh, N, d = o.shape
+        return self.proj(o.transpose(1, 2).reshape(B, N, nh * d))
+
+    def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
+        return self.fc2(self.mlp_norm(_activation(self.fc1(x), act, self.act)))
+
+
+@dataclass(frozen=True)
+class MAPHead:
+    """SigLIP's multihead attention-pool head (timm ``AttentionPoolLatent``: a learnt query attends to all tokens,
+    ``y = proj(attn)``, ``y + mlp(norm(y))``) as the dense path uses it: the attention replaced by identity on each
+    token's value, ``y = proj(v(x))``, ``y + mlp(norm(y))`` per token (as MaskCLIP does with CLIP's attention pool).
+    :meth:`pool` is the head itself (the global image embedding)."""
+    attn_pool: nn.Module
+
+    @property
+    def out_features(self) -> int:
+        return self.attn_pool.proj.out_features
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., width) tokens -> (..., embed_dim), each on its own."""
+        p = self.attn_pool
+        C = x.shape[-1]
+        bias = p.kv.bias[C:] if p.kv.bias is not None else None
+        y = p.proj(F.linear(x, p.kv.weight[C:], bias))
+        return y + p.mlp(p.norm(y))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, width) tokens -> (B, embed_dim): the attention pool over all of them."""
+        return self.attn_pool(x)
 
 
 @dataclass(frozen=True)
@@ -163,22 +225,24 @@ class ViTTower:
     """The vision transformer of a CLIP model, as the dense code needs it.
 
     Attributes:
-        conv1: patch embedding, ``Conv2d(3, width, patch, stride=patch)`` (EVA-02: with a bias).
-        class_embedding: (width,) the CLS token.
-        positional_embedding: (1 + g*g, width) for the native g x g grid, CLS row first.
-        ln_pre, ln_post: layer norms before the blocks (EVA-02: none, an identity) and after them.
-        blocks: the transformer blocks (:class:`ViTBlock` or :class:`EVABlock`).
+        conv1: patch embedding, ``Conv2d(3, width, patch, stride=patch)`` (EVA-02, SigLIP: with a bias).
+        class_embedding: (width,) the CLS token, or None (SigLIP: every token is a patch).
+        positional_embedding: (P + g*g, width) for the native g x g grid, the P = ``num_prefix`` CLS row first.
+        ln_pre, ln_post: layer norms before the blocks (EVA-02, SigLIP: none, an identity) and after them.
+        blocks: the transformer blocks (:class:`ViTBlock`, :class:`EVABlock` or :class:`TimmBlock`).
         proj: (width, embed_dim) projection into the joint image-text space, or None with ``head``.
         patch_size: patch side in pixels.
         num_heads: attention heads per block.
         image_size: native input side in pixels.
-        head: the projection as a Linear (EVA-02, with a bias), or None with ``proj``.
+        head: the projection as a Linear (EVA-02, with a bias) or a :class:`MAPHead` (SigLIP), or None with
+            ``proj``.
         rope_ref: EVA-02's rotary position embedding: the reference grid side of its coordinates
             (``pt_hw_seq_len``, 16), or None for towers without it.
-        family: ``'openai'`` (open_clip's VisionTransformer) or ``'eva02'`` (timm's Eva).
+        family: ``'openai'`` (open_clip's VisionTransformer), ``'eva02'`` (timm's Eva) or ``'siglip'``
+            (timm's VisionTransformer with a MAP head).
     """
     conv1: nn.Conv2d
-    class_embedding: torch.Tensor
+    class_embedding: torch.Tensor | None
     positional_embedding: torch.Tensor
     ln_pre: nn.Module
     blocks: tuple
@@ -187,13 +251,18 @@ class ViTTower:
     patch_size: int
     num_heads: int
     image_size: int
-    head: nn.Linear | None = None
+    head: nn.Linear | MAPHead | None = None
     rope_ref: int | None = None
     family: str = 'openai'
 
     @property
     def width(self) -> int:
         return self.conv1.out_channels
+
+    @property
+    def num_prefix(self) -> int:
+        """Tokens before the patches: 1 (CLS) or 0 (SigLIP)."""
+        return 0 if self.class_embedding is None else 1
 
     @property
     def embed_dim(self) -> int:
@@ -204,8 +273,13 @@ class ViTTower:
         return self.image_size // self.patch_size
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., width) tokens after ``ln_post`` -> (..., embed_dim) in the text space."""
+        """(..., width) tokens after ``ln_post`` -> (..., embed_dim) in the text space, each on its own."""
         return self.head(x) if self.head is not None else x @ self.proj
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, width) tokens after ``ln_post`` -> (B, embed_dim) global image embedding: the projected CLS
+        token, or SigLIP's attention pool over all tokens."""
+        return self.head.pool(x) if isinstance(self.head, MAPHead) else self.project(x[:, 0])
 
     def rope(self, h: int, w: int, *, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(sin, cos) rotary tables for an h x w patch grid, or None for towers without RoPE."""
@@ -323,11 +397,18 @@ class CLIPModel(nn.Module):
     @property
     def embed_dim(self) -> int:
         proj = self.text_tower.text_projection
+        if proj is None:  # no text projection (SigLIP So400m i18n): the text width is the joint space's
+            return int(self.text_tower.ln_final.normalized_shape[0])
         return int(proj.shape[1]) if isinstance(proj, torch.Tensor) else int(proj.out_features)
 
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale
+
+    @property
+    def logit_bias(self) -> torch.Tensor | None:
+        """SigLIP's learnt bias of the sigmoid match ``sigmoid(exp(logit_scale) * cos + logit_bias)``, or None."""
+        return getattr(self.model, 'logit_bias', None)
 
     def tokenize(self, texts: Sequence[str], *, context_length: int | None = None) -> torch.Tensor:
         """Token ids (N, context_length) on the model's device (the model's context length by default)."""
@@ -382,7 +463,7 @@ class CLIPModel(nn.Module):
         state = self.text_state()
         if self._text_fingerprint is None or self._text_fingerprint[0] != state:
             h = hashlib.blake2b(digest_size=16)
-            h.update(type(self.tokenizer).__name__.encode())
+            h.update(getattr(self.tokenizer, 'source', type(self.tokenizer).__name__).encode())
             for name, tensor in sorted(self._text_tensors(), key=lambda nt: nt[0]):
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
@@ -402,7 +483,7 @@ class CLIPModel(nn.Module):
         """Freeze the vision tower but its last ``unlocked_blocks`` blocks (then with ``ln_post`` and the
         projection). open_clip towers: open_clip's ``lock_image_tower``, whose groups are the stem, each
         block, the last block with ``ln_post``, and the projection; EVA-02 (timm) towers: the same parts,
-        unlocked on the tower view (timm's own groups differ)."""
+        unlocked on the tower view (timm's own groups differ); SigLIP's MAP head is the projection."""
         tower = self.vit_tower() if isinstance(self.model.visual, _open_clip().timm_model.TimmModel) else None
         if tower is None:
             self.model.lock_image_tower(unlocked_groups=unlocked_blocks + 1 if unlocked_blocks else 0)
@@ -414,7 +495,7 @@ class CLIPModel(nn.Module):
                     if isinstance(m, nn.Module):
                         m.requires_grad_(True)
             tower.ln_post.requires_grad_(True)
-            tower.head.requires_grad_(True)
+            (tower.head.attn_pool if isinstance(tower.head, MAPHead) else tower.head).requires_grad_(True)
 
     def text_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the text tower (everything outside ``visual``)."""
@@ -434,7 +515,8 @@ class CLIPModel(nn.Module):
         v = self.model.visual
         oc = _open_clip()
         if isinstance(v, oc.timm_model.TimmModel):
-            return self._eva_tower(v)
+            from timm.models.eva import Eva
+            return self._eva_tower(v) if isinstance(v.trunk, Eva) else self._siglip_tower(v)
         if not isinstance(v, oc.transformer.VisionTransformer):
             raise ValueError(f"model '{self.name}' has a {type(v).__name__} vision tower; dense modes "
                              f"need {SUPPORTED_ARCHITECTURES}")
@@ -456,6 +538,32 @@ class CLIPModel(nn.Module):
                         positional_embedding=v.positional_embedding, ln_pre=v.ln_pre,
                         blocks=tuple(blocks), ln_post=v.ln_post, proj=v.proj, patch_size=patch,
                         num_heads=blocks[0].attn.num_heads, image_size=image_size)
+
+    def _siglip_tower(self, v: nn.Module) -> ViTTower:
+        """The view of a timm SigLIP / SigLIP2 trunk (a ``VisionTransformer`` with no CLS token and a MAP head)."""
+        from timm.layers import AttentionPoolLatent, Mlp
+        from timm.models.vision_transformer import Attention, Block, VisionTransformer
+        t = v.trunk
+        if (not isinstance(t, VisionTransformer) or t.global_pool != 'map' or t.num_prefix_tokens
+                or not isinstance(t.attn_pool, AttentionPoolLatent) or t.attn_pool.pos_embed is not None
+                or t.attn_pool.latent_len != 1 or t.attn_pool.mlp is None or len(v.head)
+                or not isinstance(t.fc_norm, nn.Identity) or not isinstance(t.patch_embed.norm, nn.Identity)):
+            raise ValueError(f"model '{self.name}' has a timm {type(t).__name__} tower; dense modes support timm "
+                             f"SigLIP trunks (no prefix tokens, one-query MAP head as the projection) and EVA-02; "
+                             f"{SUPPORTED_ARCHITECTURES}")
+        blocks = []
+        for b in t.blocks:
+            a, m = b.attn, b.mlp
+            if (type(b) is not Block or type(a) is not Attention or type(m) is not Mlp
+                    or not all(isinstance(n, nn.Identity) for n in (a.q_norm, a.k_norm, a.norm))):
+                raise ValueError(f"model '{self.name}': timm blocks with qk-norm, scaled-cosine attention or a "
+                                 'gated MLP are not supported')
+            blocks.append(TimmBlock(ln_1=b.norm1, qkv_proj=a.qkv, proj=a.proj, ls_1=b.ls1, ln_2=b.norm2, fc1=m.fc1,
+                                    act=m.act, mlp_norm=m.norm, fc2=m.fc2, ls_2=b.ls2, num_heads=a.num_heads))
+        return ViTTower(conv1=t.patch_embed.proj, class_embedding=None, positional_embedding=t.pos_embed[0],
+                        ln_pre=t.norm_pre, blocks=tuple(blocks), ln_post=t.norm, proj=None, head=MAPHead(t.attn_pool),
+                        patch_size=t.patch_embed.patch_size[0], num_heads=blocks[0].num_heads,
+                        image_size=t.patch_embed.img_size[0], family='siglip')
 
     def _eva_tower(self, v: nn.Module) -> ViTTower:
         """The view of a timm EVA-02 trunk (open_clip's ``EVA02-*`` models)."""
@@ -550,18 +658,73 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
     if model_cfg is not None:
         cfg = {k: v for k, v in model_cfg.items() if k not in ('name', 'custom_text')}
         model = oc.CLIP(**cfg) if not model_cfg.get('custom_text') else oc.CustomTextCLIP(**cfg)
-        ctx = int(cfg.get('text_cfg', {}).get('context_length', 77))
-        tokenizer = oc.SimpleTokenizer(context_length=ctx)
+        text_cfg = cfg.get('text_cfg', {})
+        ctx = int(text_cfg.get('context_length', 77))
+        if text_cfg.get('hf_tokenizer_name'):  # SigLIP / SigLIP2 ...: a Hugging Face tokenizer, fetched when used
+            hf = text_cfg['hf_tokenizer_name']
+            tokenizer = LazyTokenizer(functools.partial(oc.tokenizer.HFTokenizer, hf, context_length=ctx,
+                                                        **text_cfg.get('tokenizer_kwargs', {})), name=name, source=hf)
+        else:
+            tokenizer = oc.SimpleTokenizer(context_length=ctx)
     else:
         logging.getLogger('root').disabled = True  # open_clip logs "initialized randomly" at root level
         try:
             model = oc.create_model(name, pretrained=None, device=torch.get_default_device())  # no move
         finally:
             logging.getLogger('root').disabled = False
-        tokenizer = oc.get_tokenizer(name)
+        hf = (oc.get_model_config(name) or {}).get('text_cfg', {}).get('hf_tokenizer_name')
+        tokenizer = (LazyTokenizer(functools.partial(oc.get_tokenizer, name), name=name, source=hf) if hf
+                     else oc.get_tokenizer(name))
     model.eval()
     return CLIPModel(model, tokenizer, name=name, pretrained=pretrained,
                      checkpoint=checkpoint, model_cfg=source_cfg)
+
+
+@contextlib.contextmanager
+def _hub_offline_unless_reachable() -> Iterator[None]:
+    """Hugging Face hub offline mode while huggingface.co cannot be reached (its files come from the cache)."""
+    if _network_reachable('huggingface.co'):
+        yield
+        return
+    from huggingface_hub import constants
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+class LazyTokenizer:
+    """A tokenizer made on first use (a Hugging Face one reads files, maybe from the network: building a model
+    must not), whose failure names the tokenizer and what to do."""
+
+    def __init__(self, factory: Callable[[], Any], *, name: str, source: str) -> None:
+        self.factory, self.name, self.source = factory, name, source
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._tokenizer is None:
+                try:
+                    with _hub_offline_unless_reachable():  # no network: the local cache at once, not 5 retries
+                        self._tokenizer = self.factory()
+                except ImportError as e:
+                    raise PretrainedWeightsUnavailable(
+                        f"the tokenizer of '{self.name}' ('{self.source}', a Hugging Face tokenizer) needs the "
+                        f'transformers package ({e}); tools/install.sh installs it') from None
+                except Exception as e:  # noqa: BLE001 - huggingface_hub / transformers raise many types offline
+                    raise PretrainedWeightsUnavailable(
+                        f"the tokenizer of '{self.name}' ('{self.source}' on the Hugging Face hub) is neither in the "
+                        f'local cache nor downloadable ({type(e).__name__}: {str(e).splitlines()[0][:300]}). Fetch it '
+                        f"where you have network (open_clip.get_tokenizer('{self.name}') caches it), or give a "
+                        f"local tokenizer directory as text_cfg.hf_tokenizer_name in the model config") from None
+        return self._tokenizer
+
+    def __call__(self, texts: Any, context_length: int | None = None) -> torch.Tensor:
+        tok = self.get()
+        return tok(texts) if context_length is None else tok(texts, context_length)
 
 
 def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:

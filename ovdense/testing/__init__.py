@@ -28,6 +28,45 @@ TINY_EVA_CFG = dict(
     text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, layers=1),
 )
 
+TINY_SIGLIP_TRUNK = 'ovdense_tiny_siglip_p16'  # timm VisionTransformer as vit_base_patch16_siglip_224, width 64
+
+# open_clip's SigLIP layout (ViT-B-16-SigLIP.json: timm trunk with a MAP head as projection, bidirectional text
+# tower pooled at the last token, logit bias -10), tiny, with open_clip's BPE tokenizer instead of the HF one
+TINY_SIGLIP_CFG = dict(
+    embed_dim=64,
+    init_logit_bias=-10,
+    custom_text=True,
+    vision_cfg=dict(image_size=64, timm_model_name=TINY_SIGLIP_TRUNK, timm_model_pretrained=False, timm_pool='map',
+                    timm_proj='none'),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=1, layers=1, no_causal_mask=True,
+                  proj_bias=True, pool_type='last', norm_kwargs=dict(eps=1e-6)),
+)
+
+
+def register_tiny_siglip() -> None:
+    """Register :data:`TINY_SIGLIP_TRUNK` with timm (2 blocks of 2 heads, 64 px, no CLS token, MAP head)."""
+    import timm
+    from timm.models import register_model
+    from timm.models.vision_transformer import _create_vision_transformer
+    if TINY_SIGLIP_TRUNK in timm.list_models(TINY_SIGLIP_TRUNK):
+        return
+
+    def entry(pretrained: bool = False, **kwargs):
+        args = dict(img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2, class_token=False,
+                    global_pool='map')
+        return _create_vision_transformer('vit_base_patch16_siglip_224', pretrained=False, **dict(args, **kwargs))
+
+    entry.__name__ = TINY_SIGLIP_TRUNK
+    register_model(entry)
+
+
+def tiny_siglip(seed: int = 0) -> CLIPModel:
+    """A random tiny SigLIP (deterministic by seed)."""
+    register_tiny_siglip()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_clip(model_cfg=TINY_SIGLIP_CFG)
+
 
 def tiny_clip(seed: int = 0, *, layers: int = 2) -> CLIPModel:
     """A random tiny CLIP (deterministic by seed) with ``layers`` vision blocks."""

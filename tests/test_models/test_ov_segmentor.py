@@ -4,7 +4,7 @@ from mmseg.structures import SegDataSample
 
 from ovdense.models import OVCLIPViT, OVSegDataPreProcessor, OVSegmentor
 from ovdense.models.utils import PAMR, slide_windows
-from ovdense.testing import random_images
+from ovdense.testing import random_images, tiny_siglip
 from ovdense.vocabulary import Vocabulary
 
 VOCAB = Vocabulary.from_list(['sky', ['person', 'man'], 'car'])
@@ -58,6 +58,40 @@ def test_postprocess_synonyms_threshold_area(tiny_clip):
     logits[1, 0, 0] = 10.0  # person takes 1 pixel of 4 foreground pixels: at most 50% -> dropped
     probs, label = seg.postprocess(logits, q2c)
     assert (label == 2).all() and probs[1].abs().sum() == 0
+
+
+def test_sigmoid_match_with_the_clips_own_scale_and_bias():
+    """SigLIP: each class's probability is sigmoid(scale * cos + bias) of its best name, on its own; the argmax is
+    the softmax's; prob_thd applies to that probability; tiled and chunked == one piece."""
+    clip = tiny_siglip()
+    with torch.no_grad():
+        clip.model.logit_scale.fill_(torch.tensor(20.0).log())
+        clip.model.logit_bias.fill_(-2.0)
+    seg = make(clip, activation='sigmoid', logit_scale=None)
+    assert seg.match() == pytest.approx((20.0, -2.0))
+    x = random_images(1, 64, 96)
+    meta = [dict(img_shape=(64, 96), ori_shape=(50, 70))]
+    out = seg.inference(x, meta, return_raw=True)[0]
+    q2c = VOCAB.query_to_class
+    cls = torch.stack([out['logits'][q2c == c].amax(0) for c in range(3)])
+    assert torch.allclose(out['probs'], torch.sigmoid(20.0 * cls - 2.0), atol=1e-5)
+    assert not torch.allclose(out['probs'].sum(0), torch.ones(50, 70), atol=1e-2)  # no normaliser
+    softmax = make(clip, logit_scale=20.0)
+    assert torch.equal(out['label'], softmax.inference(x, meta)[0]['label'])
+    seg.prob_thd = float(out['probs'].amax(0).median())
+    thd = seg.inference(x, meta)[0]['label']
+    low = out['probs'].amax(0) < seg.prob_thd
+    assert low.any() and (thd[0][low] == 0).all() and torch.equal(thd[0][~low], out['label'][0][~low])
+    seg.tile_size, seg.chunk_queries = 16, 2
+    tiled = seg.inference(x, meta, return_probs=True)[0]
+    assert torch.equal(tiled['label'], thd) and torch.allclose(tiled['probs'], out['probs'], atol=1e-6)
+    seg.renormalize = True  # NACLIP's renormalisation: the class probabilities over the vocabulary sum to 1
+    renorm = seg.inference(x, meta, return_probs=True)[0]['probs']
+    assert torch.allclose(renorm, out['probs'] / out['probs'].sum(0), atol=1e-5)
+    with pytest.raises(ValueError, match="valid: \\['softmax', 'sigmoid'\\]"):
+        make(clip, activation='tanh')
+    with pytest.raises(ValueError, match='logit_bias'):
+        make(clip, logit_bias=-1.0)
 
 
 def test_vocabulary_swap_without_rebuild(tiny_clip):

@@ -28,10 +28,12 @@ def _check(value: Any, valid: Sequence, what: str) -> None:
         raise ValueError(f"unknown {what} '{value}'; valid: {list(valid)}")
 
 
-def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: str = 'sclip') -> torch.Tensor:
-    """Position embedding (1 + h*w, C) for a h x w patch grid from the native (1 + g*g, C) one.
+def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: str = 'sclip',
+                          num_prefix: int = 1) -> torch.Tensor:
+    """Position embedding (P + h*w, C) for a h x w patch grid from the native (P + g*g, C) one, P = ``num_prefix``
+    rows for the CLS token (1) or none (0: SigLIP).
 
-    Methods (the CLS row is always kept as is):
+    Methods (the prefix rows are always kept as they are):
         ``'sclip'``: SCLIP/NACLIP/ClearCLIP: unchanged when h*w == g*g, else bicubic with
             ``scale_factor=((h+0.1)/g, (w+0.1)/g)``, align_corners False.
         ``'bicubic'``: MaskCLIP/CLIPSelf: bicubic to the size (h, w), align_corners False.
@@ -39,11 +41,11 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: s
     """
     _check(method, POS_INTERP, 'position interpolation')
     h, w = grid
-    n = pos.shape[0] - 1
+    n = pos.shape[0] - num_prefix
     g = int(math.isqrt(n))
     if h * w == n and (method == 'sclip' or (h, w) == (g, g)):
         return pos
-    cls_pos, patch_pos = pos[:1], pos[1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    cls_pos, patch_pos = pos[:num_prefix], pos[num_prefix:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
     if method == 'sclip':
         patch_pos = F.interpolate(patch_pos, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic',
                                   align_corners=False)
@@ -53,13 +55,15 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: s
     return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(h * w, -1)])
 
 
-def neighbourhood_bias(h: int, w: int, std: float, *, device: torch.device | None = None) -> torch.Tensor:
-    """NACLIP's Omega: (1 + h*w, 1 + h*w), exp(-|p - q|^2 / (2 std^2)) between patches, 0 on the CLS row/column."""
+def neighbourhood_bias(h: int, w: int, std: float, *, device: torch.device | None = None,
+                       num_prefix: int = 1) -> torch.Tensor:
+    """NACLIP's Omega: (P + h*w, P + h*w), exp(-|p - q|^2 / (2 std^2)) between patches, 0 on the P = ``num_prefix``
+    CLS rows/columns."""
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                             torch.arange(w, device=device, dtype=torch.float32), indexing='ij')
     coords = torch.stack([ys.flatten(), xs.flatten()], 1)
     omega = torch.exp(-torch.cdist(coords, coords).pow(2) / (2 * std ** 2))
-    return F.pad(omega, (1, 0, 1, 0))
+    return F.pad(omega, (num_prefix, 0, num_prefix, 0))
 
 
 @register('MODELS')
@@ -79,7 +83,9 @@ class OVCLIPViT(BaseModule):
     proxyclip     VFM patch affinity (ProxyCLIP, below)   dropped   dropped
     ============  ======================================  ========  =====
 
-    then ``ln_post`` on every token and the projection into the text space.
+    then ``ln_post`` on every token and the projection into the text space. Towers without a CLS token
+    (SigLIP) have only patch tokens, and their projection is the MAP head's value path
+    (:class:`~ovdense.clip.adapter.MAPHead`): the variants act on the trunk's last block.
 
     ``proxyclip``: a vision foundation model (``proxy``, :func:`ovdense.clip.build_vfm`) sees the same
     image, re-normalised from CLIP's statistics to ImageNet's; its patch features ``E`` (normalised)
@@ -144,6 +150,9 @@ class OVCLIPViT(BaseModule):
         self.frozen = frozen
         # a view of the tower's modules (same parameter objects), checked and built once
         self._tower = self.clip.vit_tower()
+        if mode in PROXY_MODES and self._tower.family == 'siglip' and not self.proxy_self:
+            raise ValueError("proxyclip re-normalises CLIP's input from OpenAI's statistics to ImageNet's for the VFM; "
+                             f"'{self.clip.name}' (SigLIP) is normalised with mean = std = 0.5: not supported")
         n = len(self._tower.blocks)
         self.out_indices = tuple(i % n for i in out_indices)
         if frozen:
@@ -195,7 +204,8 @@ class OVCLIPViT(BaseModule):
         return blk.out(o)
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Patch + CLS tokens with position embeddings, after ln_pre: (B, 1 + h*w, width), (h, w)."""
+        """CLS (if the tower has one) + patch tokens with position embeddings, after ln_pre: (B, P + h*w, width),
+        (h, w)."""
         t = self.tower
         p = t.patch_size
         if self.patch_padding == 'corner' and (x.shape[-2] % p or x.shape[-1] % p):
@@ -203,10 +213,10 @@ class OVCLIPViT(BaseModule):
         feat = t.conv1(x.to(t.conv1.weight.dtype))
         B, C, h, w = feat.shape
         tokens = feat.flatten(2).transpose(1, 2)
-        cls = t.class_embedding.to(tokens.dtype).expand(B, 1, C)
-        tokens = torch.cat([cls, tokens], 1)
-        tokens = tokens + interpolate_pos_embed(t.positional_embedding, (h, w), method=self.pos_interp).to(tokens.dtype)
-        return self._ln(t.ln_pre, tokens), (h, w)
+        if t.class_embedding is not None:
+            tokens = torch.cat([t.class_embedding.to(tokens.dtype).expand(B, 1, C), tokens], 1)
+        pos = interpolate_pos_embed(t.positional_embedding, (h, w), method=self.pos_interp, num_prefix=t.num_prefix)
+        return self._ln(t.ln_pre, tokens + pos.to(tokens.dtype)), (h, w)
 
     def block(self, blk: ViTBlock, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
               ) -> torch.Tensor:
@@ -231,7 +241,8 @@ class OVCLIPViT(BaseModule):
         elif self.mode == 'clearclip':
             out = self._out(blk, torch.softmax(q @ q.transpose(-2, -1) * scale, -1) @ v)
         else:  # naclip
-            omega = neighbourhood_bias(*grid, self.naclip_std, device=x.device).to(x.dtype)
+            omega = neighbourhood_bias(*grid, self.naclip_std, device=x.device, num_prefix=self.tower.num_prefix)
+            omega = omega.to(x.dtype)
             out = self._out(blk, torch.softmax(k @ k.transpose(-2, -1) * scale + omega, -1) @ v)
         if self.mode in ('clearclip', 'naclip'):
             return out
@@ -256,7 +267,7 @@ class OVCLIPViT(BaseModule):
 
     def proxy_block(self, blk: ViTBlock, x: torch.Tensor, grid: tuple[int, int],
                     feats: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """ProxyCLIP's last block: (B, I*J, width) from tokens (B, 1 + h*w, width) and VFM features
+        """ProxyCLIP's last block: (B, I*J, width) from tokens (B, P + h*w, width) and VFM features
         (B, C, I, J), and its grid (I, J)."""
         _, _, v = self._qkv(blk, self._ln(blk.ln_1, x))
         B, nh, _, d = v.shape
@@ -266,7 +277,7 @@ class OVCLIPViT(BaseModule):
             h, w = w, h
             I = J = feats.shape[-2]
             feats = feats.flatten(2).transpose(1, 2).reshape(B, I, J, -1).permute(0, 3, 1, 2)
-        grid_v = v[:, :, 1:].reshape(B * nh, h, w, d).permute(0, 3, 1, 2)
+        grid_v = v[:, :, -h * w:].reshape(B * nh, h, w, d).permute(0, 3, 1, 2)
         grid_v = F.interpolate(grid_v, size=(I, J), mode='bilinear', align_corners=False)
         grid_v = grid_v.permute(0, 2, 3, 1).reshape(B, nh, I * J, d)
         attn = self.proxy_attention(feats).to(v.dtype)
@@ -280,8 +291,8 @@ class OVCLIPViT(BaseModule):
             x: (B, 3, H, W) normalised images.
 
         Returns:
-            dict with ``tokens`` (B, 1 + h*w, D): all tokens after ln_post and the projection, CLS
-            first (``proxyclip``: (B, I*J, D), the VFM grid, no CLS); ``grid`` (h, w) of the patch
+            dict with ``tokens`` (B, P + h*w, D): all tokens after ln_post and the projection, the CLS
+            first if the tower has one (``proxyclip``: (B, I*J, D), the VFM grid, no CLS); ``grid`` (h, w) of the patch
             tokens; ``intermediates``: list of (B, width, h, w), one per out_index.
         """
         t = self.tower
@@ -295,7 +306,7 @@ class OVCLIPViT(BaseModule):
         last = len(t.blocks) - 1
         for i, blk in enumerate(t.blocks):
             if i == last and self.proxy_self:
-                feats = x[:, 1:].detach().transpose(1, 2).reshape(x.shape[0], -1, h, w)
+                feats = x[:, -h * w:].detach().transpose(1, 2).reshape(x.shape[0], -1, h, w)
             if i == last and feats is not None:
                 x, (h, w) = self.proxy_block(blk, x, (h, w), feats)  # the output is on the VFM grid
             else:

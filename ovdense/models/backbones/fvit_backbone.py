@@ -68,7 +68,7 @@ class OVFViTBackbone(BaseModule):
             levels = [conv(f) for conv, f in zip(self.lateral, levels)]
         if self.with_dense:
             h, w = out['grid']
-            dense = out['tokens'][:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+            dense = out['tokens'][:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
             levels.append(F.normalize(dense, dim=1))
         # contiguous: mmcv's RoIAlign silently misreads strided maps (open-mmlab/mmcv#2203); a conv of the
         # transposed tokens is channels-last

@@ -14,9 +14,10 @@ from ...registry import register
 from ...clip import CLIPModel
 from ..text import TextSideMixin, build_text_encoder
 from ..utils import PAMR, slide_windows
-from ..utils.chunked import SoftmaxReducer, expand, plan_chunks, resize_region, source_span, tiles
+from ..utils.chunked import SigmoidReducer, SoftmaxReducer, expand, plan_chunks, resize_region, source_span, tiles
 
 WINDOW_PADDING = ('none', 'symmetric')
+ACTIVATIONS = ('softmax', 'sigmoid')
 
 
 class _Window(NamedTuple):
@@ -36,8 +37,10 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
     matched with the vocabulary's text embeddings (cosine), upsampled bilinearly to the window,
     averaged over overlapping windows, resized to the original image size, optionally refined by
     PAMR, then turned into class probabilities: ``softmax(logit_scale * cos)`` over the text
-    queries, max over each class's synonyms, optional area rule, argmax, and pixels whose top
-    probability is below ``prob_thd`` get ``background_index``.
+    queries (or, ``activation='sigmoid'``, SigLIP's ``sigmoid(logit_scale * cos + logit_bias)`` of each
+    query on its own), max over each class's synonyms, optional area rule, argmax, and pixels whose top
+    probability is below ``prob_thd`` get ``background_index``. The argmax is the same either way; the
+    probabilities (``prob_thd``, ``return_probs``) are not.
 
     Memory is bounded by ``memory_budget``, exactly: the features stay at patch resolution and every
     later step runs tile by tile over output pixels and chunk by chunk over classes
@@ -47,7 +50,11 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         backbone: config of an :class:`OVCLIPViT` (or any module with ``dense_features`` and ``clip``).
         text_encoder: config of the :class:`~ovdense.models.text.OVTextEncoder` (vocabulary, templates,
             synonym rule, cache): the text side, embedded with the backbone's CLIP.
-        logit_scale: multiplier of the cosine logits before the softmax.
+        logit_scale: multiplier of the cosine logits before the activation; None: the CLIP's own
+            (``exp(logit_scale)``).
+        activation: ``'softmax'`` over the vocabulary's queries (CLIP) or ``'sigmoid'`` per query (SigLIP).
+        logit_bias: ``'sigmoid'``: added to the scaled logits; None: the CLIP's own (SigLIP's learnt bias;
+            0 for a CLIP without one).
         prob_thd: pixels whose top class probability is below it get ``background_index``.
         area_thd: SCLIP's area rule: classes other than ``background_index`` whose argmax area is at
             most this fraction of the total foreground area get probability 0. None: off.
@@ -72,7 +79,9 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
 
     training_free = True  # CLIP weights are all it needs
 
-    def __init__(self, backbone: dict, text_encoder: dict | None = None, *, logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
+    def __init__(self, backbone: dict, text_encoder: dict | None = None, *, logit_scale: float | None = 40.0,
+                 activation: str = 'softmax', logit_bias: float | None = None, prob_thd: float = 0.0,
+                 area_thd: float | None = None,
                  background_index: int = 0, slide_crop: int = 224, slide_stride: int = 112,
                  window_batch: int = 8, window_padding: str = 'none', window_pad_multiple: int | None = None,
                  pamr: dict | None = None,
@@ -81,13 +90,20 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                  data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{activation}'; valid: {list(ACTIVATIONS)}")
+        if logit_bias is not None and activation != 'sigmoid':
+            raise ValueError(f"logit_bias is for activation='sigmoid' (a softmax ignores it), got activation "
+                             f"'{activation}'")
         if window_padding not in WINDOW_PADDING:
             raise ValueError(f"unknown window_padding '{window_padding}'; valid: {list(WINDOW_PADDING)}")
         if slide_crop > 0 and slide_stride <= 0:
             raise ValueError(f'slide_stride must be positive with slide_crop={slide_crop}')
         self.backbone = MMSEG_MODELS.build(backbone) if isinstance(backbone, dict) else backbone
         self.text_encoder = build_text_encoder(text_encoder)
-        self.logit_scale = float(logit_scale)
+        self.logit_scale = None if logit_scale is None else float(logit_scale)
+        self.activation = activation
+        self.logit_bias = None if logit_bias is None else float(logit_bias)
         self.prob_thd = float(prob_thd)
         self.area_thd = area_thd
         self.background_index = background_index
@@ -111,6 +127,23 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
     @property
     def text_clip(self) -> CLIPModel:
         return self.backbone.clip
+
+    def match(self) -> tuple[float, float]:
+        """(scale, bias) of the text match in use: the configured ones, or the CLIP's own where None."""
+        clip = self.text_clip
+        scale = self.logit_scale if self.logit_scale is not None else float(clip.logit_scale.detach().float().exp())
+        if self.activation == 'softmax':
+            return scale, 0.0
+        bias = self.logit_bias if self.logit_bias is not None else clip.logit_bias
+        return scale, float(bias.detach().float()) if isinstance(bias, torch.Tensor) else float(bias or 0.0)
+
+    def reducer(self, shape: Sequence[int], *, probs: bool = True, renormalize: bool = False,
+                device: torch.device | str = 'cpu') -> SoftmaxReducer:
+        """The per-pixel accumulator of the activation in use (:class:`SoftmaxReducer` / :class:`SigmoidReducer`)."""
+        scale, bias = self.match()
+        if self.activation == 'sigmoid':
+            return SigmoidReducer(shape, scale, bias, probs=probs, renormalize=renormalize, device=device)
+        return SoftmaxReducer(shape, scale, probs=probs, renormalize=renormalize, device=device)
 
     # --------------------------------------------------------------- inference
     def patch_logits(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -187,8 +220,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         num_classes = int(query_to_class.max()) + 1
         keep = None
         for _ in range(2):  # a second round only when the area rule removes a class
-            red = SoftmaxReducer(logits.shape[1:], self.logit_scale, renormalize=self.renormalize,
-                                 device=logits.device)
+            red = self.reducer(logits.shape[1:], renormalize=self.renormalize, device=logits.device)
             red.update(logits, query_to_class, 0, num_classes, keep)
             if self.area_thd is None or keep is not None:
                 break
@@ -220,7 +252,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         The image is cut into output tiles (grown by PAMR's reach when PAMR is on) and the vocabulary
         into chunks of whole classes, sized by ``memory_budget``; per tile the softmax over all queries,
         synonym max-pooling, argmax and probability threshold are accumulated chunk by chunk
-        (:class:`SoftmaxReducer`). The area rule needs the whole image's argmax areas: when it removes
+        (:meth:`reducer`). The area rule needs the whole image's argmax areas: when it removes
         a class the tiles are computed once more. Only what is asked for is materialised at full size.
 
         Args:
@@ -278,8 +310,8 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                 aff = None
                 if self.pamr is not None:
                     aff = self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None])
-                red = SoftmaxReducer((tile[2] - tile[0], tile[3] - tile[1]), self.logit_scale, probs=need_stats,
-                                     renormalize=return_probs and self.renormalize, device=image.device)
+                red = self.reducer((tile[2] - tile[0], tile[3] - tile[1]), probs=need_stats,
+                                   renormalize=return_probs and self.renormalize, device=image.device)
                 pix = (slice(-tile[0] % s, None, s), slice(-tile[1] % s, None, s))  # the tile's strided pixels
                 pieces = []
                 for chunk in plan.chunks:

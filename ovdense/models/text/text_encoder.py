@@ -37,6 +37,7 @@ class ClassEmbeddings:
         synonyms: the rule that made the queries (:data:`SYNONYM_RULES`).
         background: (N_bg, D) L2-normalised background embeddings (fixed names or learnt), or None.
         logit_scale: ``exp(logit_scale)`` of the CLIP that embedded them (its own temperature).
+        logit_bias: the bias of that CLIP's sigmoid match (SigLIP), or None (CLIPs trained with a softmax).
     """
     vocabulary: Vocabulary
     queries: torch.Tensor
@@ -44,6 +45,7 @@ class ClassEmbeddings:
     synonyms: str
     background: torch.Tensor | None = None
     logit_scale: float | None = None
+    logit_bias: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -277,8 +279,10 @@ class OVTextEncoder(BaseModule):
             background = F.normalize(self.background, dim=0)[None].to(device)
         elif self.background_names is not None:
             background = self._background_cache.get(clip, self.background_names, self.prompt_templates()).to(device)
+        bias = clip.logit_bias
         return ClassEmbeddings(vocab, queries, q2c, self.synonyms, background,
-                               float(clip.logit_scale.detach().float().exp()))
+                               float(clip.logit_scale.detach().float().exp()),
+                               None if bias is None else float(bias.detach().float()))
 
     def encode_with_contexts(self, clip: CLIPModel, names: Sequence[str]) -> torch.Tensor:
         """(N, D) unnormalised embeddings of ``names`` tokenised to ``context_length`` tokens with the learnt

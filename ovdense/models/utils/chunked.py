@@ -226,6 +226,43 @@ class SoftmaxReducer:
         return p
 
 
+class SigmoidReducer(SoftmaxReducer):
+    """:class:`SoftmaxReducer` for a sigmoid match (SigLIP): each class's probability is
+    ``sigmoid(scale * l + bias)`` of its best synonym, on its own (no normaliser over the vocabulary); the
+    argmax is the same as the softmax's. With ``renormalize`` the sum of the kept classes' probabilities is
+    kept (``probs(renormalize=True)``).
+    """
+
+    def __init__(self, shape: Sequence[int], scale: float, bias: float = 0.0, *, probs: bool = True,
+                 renormalize: bool = False, device: torch.device | str = 'cpu') -> None:
+        super().__init__(shape, scale, probs=False, device=device)
+        self.bias = float(bias)
+        self.track = probs
+        self.sc = torch.zeros(tuple(shape), device=device) if probs and renormalize else None
+
+    def update(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
+               keep: torch.Tensor | None = None) -> None:
+        cl = self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1)
+        if keep is not None:
+            cl = cl.masked_fill(~keep.to(cl.device).view(-1, 1, 1), float('-inf'))
+        value, index = cl.max(0)
+        better = value > self.best
+        self.best = torch.where(better, value, self.best)
+        self.label = torch.where(better, index + c0, self.label)
+        if self.sc is not None:
+            self.sc.add_(torch.sigmoid(cl).sum(0))
+
+    def top_prob(self) -> torch.Tensor:
+        return torch.sigmoid(self.best)
+
+    def probs(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int, keep: torch.Tensor | None = None,
+              *, renormalize: bool = False, pixels: tuple[slice, slice] = (slice(None), slice(None))) -> torch.Tensor:
+        p = torch.sigmoid(self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1))
+        if keep is not None:
+            p = p * keep.to(p.device, p.dtype).view(-1, 1, 1)
+        return p / self.sc[pixels] if renormalize else p
+
+
 def resize_argmax(logits: torch.Tensor, size: tuple[int, int], *, budget: int, align_corners: bool = False,
                   return_logits: bool = False, tile: int | None = None,
                   max_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
