@@ -1,7 +1,8 @@
 # F-ViT (CLIPSelf's open-vocabulary detector) on mmdet 3.x: frozen CLIP ViT-B/16 (blocks 3/5/7/11 ->
-# 4-level pyramid), FPN, RPN, a 4-conv 2-fc (512-d, as the reference's B/16) box head whose classifier is the vocabulary's text embedding
-# (learnt temperature 50, learnt background), class-agnostic regression, and VLM score fusion with the
-# ViT's dense CLIP map (alpha=0.1 base, beta=0.8 novel, temperature 75) as the reference OV-COCO config.
+# 4-level pyramid), FPN, RPN, a 4-conv 2-fc box head (512-d, as the reference's B/16) whose classifier is the
+# vocabulary's text embedding (learnt temperature 50, learnt background), class-agnostic regression, and VLM
+# score fusion with the ViT's dense CLIP map (alpha=0.1 base, beta=0.8 novel, temperature 75) as the reference
+# OV-COCO config.
 _base_ = ['mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
