@@ -682,11 +682,14 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
 
 @contextlib.contextmanager
 def _hub_offline_unless_reachable() -> Iterator[None]:
-    """Hugging Face hub offline mode while huggingface.co cannot be reached (its files come from the cache)."""
-    if _network_reachable('huggingface.co'):
+    """Hugging Face hub offline mode while the hub (``HF_ENDPOINT``, huggingface.co by default) cannot be reached:
+    its files come from the cache."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    if _network_reachable(urlparse(constants.ENDPOINT).hostname or 'huggingface.co'):
         yield
         return
-    from huggingface_hub import constants
     before = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
     try:
