@@ -125,8 +125,9 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
             raise CheckpointError(f'checkpoint {checkpoint} cannot be loaded into {type(model).__name__} '
                                   f'(config {config if isinstance(config, (str, os.PathLike)) else "given"}): '
                                   f'{first[:500]}') from None
-        # the Runner saves its training data's metainfo: a detector's base classes (OV-LVIS: from the data)
-        apply_base_classes(model, (loaded.get('meta') or {}).get('dataset_meta') or {})
+        # the Runner saves its training data's metainfo: a detector's base classes (OV-LVIS: from the data),
+        # by name when the config's vocabulary is another one
+        apply_base_classes(model, (loaded.get('meta') or {}).get('dataset_meta') or {}, strict=False)
     model.cfg = cfg
     return model.to(device).eval()
 

@@ -132,20 +132,27 @@ class OVZoomCurriculumHook(Hook):
             self._switch(runner)
 
 
-def apply_base_classes(model: torch.nn.Module, metainfo: dict) -> None:
+def apply_base_classes(model: torch.nn.Module, metainfo: dict, *, strict: bool = True) -> None:
     """Give the detector's :class:`~ovdense.models.OVTextBBoxHead` the ``base_classes`` of a dataset's
     ``metainfo`` (nothing without them, or for models without such a head), matched to the detector's
     vocabulary by label index, so the head's display names may differ from the dataset's (``aerosol can`` /
-    ``aerosol_can``)."""
+    ``aerosol_can``). A vocabulary of another size: an error (``strict``), else matched by name (case, ``_``
+    and spaces aside)."""
     model = model.module if is_model_wrapper(model) else model
     head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
     if head is None or not hasattr(head, 'base_classes') or 'base_classes' not in metainfo:
         return
     classes, names = list(metainfo['classes']), model.vocabulary.names
-    if len(classes) != len(names):
+    if len(classes) == len(names):
+        base = set(metainfo['base_classes'])
+        head.base_classes = tuple(n for n, c in zip(names, classes) if c in base)
+    elif strict:
         raise ValueError(f'the dataset has {len(classes)} classes, the detector vocabulary {len(names)}')
-    base = set(metainfo['base_classes'])
-    head.base_classes = tuple(n for n, c in zip(names, classes) if c in base)
+    else:
+        def key(name: str) -> str:
+            return ' '.join(name.lower().replace('_', ' ').split())
+        base = {key(c) for c in metainfo['base_classes']}
+        head.base_classes = tuple(n for n in names if key(n) in base)
 
 
 @register('HOOKS')

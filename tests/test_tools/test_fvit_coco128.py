@@ -125,6 +125,9 @@ def test_ov_coco_config_trains_and_tests_on_coco128(tmp_path, config):
     assert model.roi_head.bbox_head.base_classes == OV_COCO_BASE
     from ovdense.apis import init_model
     assert init_model(runner.cfg, tmp_path / 'iter_2.pth').roi_head.bbox_head.base_classes == OV_COCO_BASE
+    other = init_model(runner.cfg, tmp_path / 'iter_2.pth',  # another vocabulary: base classes matched by name
+                       cfg_options={'model.text_encoder.vocabulary': ['Cat', 'Person', 'okapi']})
+    assert other.roi_head.bbox_head.base_classes == ('Person',)  # cat is novel in OV-COCO, okapi unknown
     if 'eva02' in config:
         assert model.backbone.vit.tower.family == 'eva02'
     metrics = runner.test()
