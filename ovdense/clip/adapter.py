@@ -67,19 +67,27 @@ class ViTBlock:
     def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v as (B, heads, N, head_dim) of the (normed) tokens (B, N, width)."""
-        B, N, C = x.shape
-        nh = self.attn.num_heads
-        qkv = F.linear(x, self.attn.in_proj_weight, self.attn.in_proj_bias)
-        q, k, v = qkv.view(B, N, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
-        return q, k, v
+        return _split_qkv(F.linear(x, self.attn.in_proj_weight, self.attn.in_proj_bias), self.attn.num_heads)
 
     def out(self, o: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, head_dim) attention output -> (B, N, width) after the output projection."""
-        B, nh, N, d = o.shape
-        return self.attn.out_proj(o.transpose(1, 2).reshape(B, N, nh * d))
+        return self.attn.out_proj(_merge_heads(o))
 
     def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
         return self.fc2(_activation(self.fc1(x), act, self.act))
+
+
+def _split_qkv(qkv: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fused (B, N, 3 * width) projection -> q, k, v, each (B, heads, N, head_dim)."""
+    B, N, C3 = qkv.shape
+    q, k, v = qkv.view(B, N, 3, num_heads, C3 // (3 * num_heads)).permute(2, 0, 3, 1, 4)
+    return q, k, v
+
+
+def _merge_heads(o: torch.Tensor) -> torch.Tensor:
+    """(B, heads, N, head_dim) -> (B, N, heads * head_dim)."""
+    B, nh, N, d = o.shape
+    return o.transpose(1, 2).reshape(B, N, nh * d)
 
 
 def _activation(h: torch.Tensor, act: str, own: nn.Module) -> torch.Tensor:
@@ -111,13 +119,10 @@ class TimmBlock:
 
     def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, N, C = x.shape
-        q, k, v = self.qkv_proj(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        return q, k, v
+        return _split_qkv(self.qkv_proj(x), self.num_heads)
 
     def out(self, o: torch.Tensor) -> torch.Tensor:
-        B, nh, N, d = o.shape
-        return self.proj(o.transpose(1, 2).reshape(B, N, nh * d))
+        return self.proj(_merge_heads(o))
 
     def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
         return self.fc2(self.mlp_norm(_activation(self.fc1(x), act, self.act)))
@@ -185,8 +190,7 @@ class EVABlock:
         return q, k, v
 
     def out(self, o: torch.Tensor) -> torch.Tensor:
-        B, nh, N, d = o.shape
-        return self.proj(self.attn_norm(o.transpose(1, 2).reshape(B, N, nh * d)))
+        return self.proj(self.attn_norm(_merge_heads(o)))
 
     def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
         if act != 'model':
@@ -267,6 +271,12 @@ class ViTTower:
     @property
     def embed_dim(self) -> int:
         return self.head.out_features if self.head is not None else self.proj.shape[1]
+
+    def require_cls(self, reason: str) -> None:
+        """Raise a ValueError giving ``reason`` when the tower has no CLS token (SigLIP)."""
+        if self.class_embedding is None:
+            raise ValueError(f'{reason}; this {self.family} tower has no CLS token: use an OpenAI / OpenCLIP or '
+                             'EVA-02 ViT')
 
     @property
     def native_grid(self) -> int:
@@ -560,10 +570,8 @@ class CLIPModel(nn.Module):
                                  'gated MLP are not supported')
             blocks.append(TimmBlock(ln_1=b.norm1, qkv_proj=a.qkv, proj=a.proj, ls_1=b.ls1, ln_2=b.norm2, fc1=m.fc1,
                                     act=m.act, mlp_norm=m.norm, fc2=m.fc2, ls_2=b.ls2, num_heads=a.num_heads))
-        return ViTTower(conv1=t.patch_embed.proj, class_embedding=None, positional_embedding=t.pos_embed[0],
-                        ln_pre=t.norm_pre, blocks=tuple(blocks), ln_post=t.norm, proj=None, head=MAPHead(t.attn_pool),
-                        patch_size=t.patch_embed.patch_size[0], num_heads=blocks[0].num_heads,
-                        image_size=t.patch_embed.img_size[0], family='siglip')
+        return ViTTower(class_embedding=None, blocks=tuple(blocks), head=MAPHead(t.attn_pool), family='siglip',
+                        **_timm_stem(t))
 
     def _eva_tower(self, v: nn.Module) -> ViTTower:
         """The view of a timm EVA-02 trunk (open_clip's ``EVA02-*`` models)."""
@@ -585,11 +593,15 @@ class CLIPModel(nn.Module):
         ref = t.rope.ref_feat_shape if getattr(t.rope, 'ref_feat_shape', None) is not None else t.patch_embed.grid_size
         if ref[0] != ref[1]:
             raise ValueError(f'non-square RoPE reference grid {tuple(ref)}')
-        return ViTTower(conv1=t.patch_embed.proj, class_embedding=t.cls_token.view(-1),
-                        positional_embedding=t.pos_embed[0], ln_pre=t.norm_pre, blocks=tuple(blocks),
-                        ln_post=t.norm, proj=None, head=t.head, patch_size=t.patch_embed.patch_size[0],
-                        num_heads=blocks[0].num_heads, image_size=t.patch_embed.img_size[0], rope_ref=int(ref[0]),
-                        family='eva02')
+        return ViTTower(class_embedding=t.cls_token.view(-1), blocks=tuple(blocks), head=t.head, rope_ref=int(ref[0]),
+                        family='eva02', **_timm_stem(t))
+
+
+def _timm_stem(t: nn.Module) -> dict[str, Any]:
+    """The :class:`ViTTower` fields every timm ViT trunk (Eva, VisionTransformer) has under the same names."""
+    return dict(conv1=t.patch_embed.proj, positional_embedding=t.pos_embed[0], ln_pre=t.norm_pre, ln_post=t.norm,
+                proj=None, patch_size=t.patch_embed.patch_size[0], num_heads=t.blocks[0].attn.num_heads,
+                image_size=t.patch_embed.img_size[0])
 
 
 # ------------------------------------------------------------------------------- building

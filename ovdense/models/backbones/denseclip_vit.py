@@ -42,9 +42,7 @@ class OVDenseCLIPViT(BaseModule):
         self.with_embeddings = with_embeddings
         self.vit = OVCLIPViT(clip, 'vanilla', out_indices=out_indices, pos_interp='bilinear', frozen=False,
                              pretrained=pretrained)
-        if self.vit.tower.class_embedding is None:
-            raise ValueError(f"DenseCLIP's context decoder reads the CLS token; '{self.vit.clip.name}' has none "
-                             f'({self.vit.tower.family} tower): use an OpenAI / OpenCLIP or EVA-02 ViT')
+        self.vit.tower.require_cls(f"DenseCLIP's context decoder reads the CLS token ('{self.vit.clip.name}')")
         c = self.vit.tower.width
         norm_cfg = norm_cfg or dict(type='SyncBN', requires_grad=True)
         p = self.vit.patch_size

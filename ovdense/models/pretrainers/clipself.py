@@ -122,9 +122,8 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         self.clip_cfg = dict(clip)
         self.student = OVCLIPViT(build_clip(**clip), mode, pos_interp=pos_interp, frozen=False)
-        if self.student.tower.class_embedding is None:  # encode_rois_and_image's region queries are CLS copies
-            raise ValueError(f"CLIPSelf's region queries are copies of the CLS token; '{self.student.clip.name}' has "
-                             f'none ({self.student.tower.family} tower): use an OpenAI / OpenCLIP or EVA-02 ViT')
+        self.student.tower.require_cls(f"CLIPSelf's region queries are copies of the CLS token "
+                                       f"('{self.student.clip.name}')")
         self.teacher: CLIPModel = build_clip(**clip)
         self.teacher.requires_grad_(False)
         self.region_pool = region_pool

@@ -138,9 +138,10 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         return scale, float(bias.detach().float()) if isinstance(bias, torch.Tensor) else float(bias or 0.0)
 
     def reducer(self, shape: Sequence[int], *, probs: bool = True, renormalize: bool = False,
-                device: torch.device | str = 'cpu') -> SoftmaxReducer:
-        """The per-pixel accumulator of the activation in use (:class:`SoftmaxReducer` / :class:`SigmoidReducer`)."""
-        scale, bias = self.match()
+                device: torch.device | str = 'cpu', match: tuple[float, float] | None = None) -> SoftmaxReducer:
+        """The per-pixel accumulator of the activation in use (:class:`SoftmaxReducer` / :class:`SigmoidReducer`),
+        with ``match`` (scale, bias) or :meth:`match`."""
+        scale, bias = match if match is not None else self.match()
         if self.activation == 'sigmoid':
             return SigmoidReducer(shape, scale, bias, probs=probs, renormalize=renormalize, device=device)
         return SoftmaxReducer(shape, scale, probs=probs, renormalize=renormalize, device=device)
@@ -302,6 +303,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
             return lg
 
         need_stats = return_probs or self.prob_thd > 0  # the argmax alone needs no softmax
+        match = self.match()  # read once, not per tile
         keep, cached = None, {}
         for _ in range(2):  # the second round only when the area rule removes a class
             counts = torch.zeros(C, dtype=torch.long)
@@ -311,7 +313,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                 if self.pamr is not None:
                     aff = self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None])
                 red = self.reducer((tile[2] - tile[0], tile[3] - tile[1]), probs=need_stats,
-                                   renormalize=return_probs and self.renormalize, device=image.device)
+                                   renormalize=return_probs and self.renormalize, device=image.device, match=match)
                 pix = (slice(-tile[0] % s, None, s), slice(-tile[1] % s, None, s))  # the tile's strided pixels
                 pieces = []
                 for chunk in plan.chunks:

@@ -196,13 +196,7 @@ class SoftmaxReducer:
         """Add a chunk: ``logits`` (q, h, w) of queries whose classes ``q2c`` (q,) are ``c0..c1-1``;
         ``keep`` (c1 - c0,) bool: classes still allowed (area rule), None: all."""
         z = logits.float() * self.scale
-        cl = self.class_logits(z, q2c, c0, c1)
-        if keep is not None:
-            cl = cl.masked_fill(~keep.to(cl.device).view(-1, 1, 1), float('-inf'))
-        value, index = cl.max(0)
-        better = value > self.best  # strict: ties keep the earlier class, as one argmax over all would
-        self.best = torch.where(better, value, self.best)
-        self.label = torch.where(better, index + c0, self.label)
+        cl = self._argmax(self.class_logits(z, q2c, c0, c1), c0, keep)
         if self.track:
             m = torch.maximum(self.m, z.amax(0))
             rescale = torch.exp(self.m - m)
@@ -210,6 +204,17 @@ class SoftmaxReducer:
                 self.sc.mul_(rescale).add_(torch.exp(cl - m).sum(0))
             self.s.mul_(rescale).add_(z.sub_(m).exp_().sum(0))  # z (and cl, its alias) spent here
             self.m = m
+
+    def _argmax(self, cl: torch.Tensor, c0: int, keep: torch.Tensor | None) -> torch.Tensor:
+        """Fold a chunk's class logits (c1 - c0, h, w) into the running best class; the logits with the classes
+        not kept at -inf."""
+        if keep is not None:
+            cl = cl.masked_fill(~keep.to(cl.device).view(-1, 1, 1), float('-inf'))
+        value, index = cl.max(0)
+        better = value > self.best  # strict: ties keep the earlier class, as one argmax over all would
+        self.best = torch.where(better, value, self.best)
+        self.label = torch.where(better, index + c0, self.label)
+        return cl
 
     def top_prob(self) -> torch.Tensor:
         """(h, w) probability of the winning class (before renormalisation)."""
@@ -235,20 +240,13 @@ class SigmoidReducer(SoftmaxReducer):
 
     def __init__(self, shape: Sequence[int], scale: float, bias: float = 0.0, *, probs: bool = True,
                  renormalize: bool = False, device: torch.device | str = 'cpu') -> None:
-        super().__init__(shape, scale, probs=False, device=device)
+        super().__init__(shape, scale, probs=False, device=device)  # no softmax statistics
         self.bias = float(bias)
-        self.track = probs
         self.sc = torch.zeros(tuple(shape), device=device) if probs and renormalize else None
 
     def update(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
                keep: torch.Tensor | None = None) -> None:
-        cl = self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1)
-        if keep is not None:
-            cl = cl.masked_fill(~keep.to(cl.device).view(-1, 1, 1), float('-inf'))
-        value, index = cl.max(0)
-        better = value > self.best
-        self.best = torch.where(better, value, self.best)
-        self.label = torch.where(better, index + c0, self.label)
+        cl = self._argmax(self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1), c0, keep)
         if self.sc is not None:
             self.sc.add_(torch.sigmoid(cl).sum(0))
 
