@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
-from ovdense.models.backbones import DENSE_MODES
+from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar
 from ovdense.visualization import save_detections, save_segmentation, unique_stems
 from ovdense.vocabulary import Vocabulary
@@ -38,7 +38,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--allow-untrained', action='store_true',
                    help='run a config with trained parts without --load-from (to try the pipeline: meaningless output)')
     p.add_argument('--score-thr', type=float, default=0.3, help='det: draw boxes scoring at least this')
-    p.add_argument('--mode', default='clearclip', choices=DENSE_MODES, help='dense mode (protocol of its config)')
+    p.add_argument('--mode', default='clearclip', choices=sorted(registered_methods()),
+                   help='dense method (protocol of its Context-59 config)')
     p.add_argument('--config', help="config to take the model and protocol from (default: the mode's Context-59 one)")
     p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
     p.add_argument('--pretrained', default='openai', help='open_clip pretrained tag')

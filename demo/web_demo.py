@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 from ovdense.apis import (ImageReadError, check_image_size, find_config, inference_model, init_model,  # noqa: E402
                           read_image)
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable  # noqa: E402
-from ovdense.models.backbones import CLIP_ONLY_MODES, DENSE_MODES  # noqa: E402
+from ovdense.models.methods import registered_methods  # noqa: E402
 from ovdense.visualization import save_detections, save_segmentation, write_image_atomic  # noqa: E402
 from ovdense.vocabulary import Vocabulary, known_datasets  # noqa: E402
 
@@ -69,17 +69,22 @@ class Models:
             self.clip = dict(model_name=a.model, pretrained=a.pretrained, checkpoint=a.checkpoint)
 
     def methods(self) -> list[str]:
-        modes = CLIP_ONLY_MODES if self.tiny else DENSE_MODES  # no proxy model ships with the tiny CLIP
-        return ([f'config: {Path(self.args.config).name}'] if self.args.config else []) + list(modes)
+        """The registered dense methods (a user's too, when imported) that have a protocol config for this CLIP."""
+        modes = [m for m in sorted(registered_methods()) if self._protocol(m) is not None]
+        return ([f'config: {Path(self.args.config).name}'] if self.args.config else []) + modes
+
+    def _protocol(self, method: str) -> Path | None:
+        try:  # tiny: the protocol the tiny CLIP was made for (128 px scenes, whole image, its layer indices)
+            return find_config(f'{method}_tinyclip_synthetic-128') if self.tiny else find_config(method, 'context59')
+        except ValueError:
+            return None
 
     def config_of(self, method: str) -> Path:
         if method.startswith('config: '):
             return Path(self.args.config)
         if method not in self.methods():
             raise ValueError(f"unknown method '{method}'; valid: {self.methods()}")
-        if self.tiny:  # the protocol the tiny CLIP was made for: 128 px scenes, whole-image inference
-            return find_config(f'{method}_tinyclip_synthetic-128')
-        return find_config(method, 'context59')
+        return self._protocol(method)
 
     def get(self, task: str, method: str, progress) -> torch.nn.Module:
         key = (task, method if task == 'segmentation' else 'detector')

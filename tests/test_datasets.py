@@ -55,12 +55,16 @@ def test_camvid_metric_penalises_errors():
 
 def test_all_configs_parse():
     from pathlib import Path
-    methods = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip')
+    from mmseg.registry import MODELS
+
+    from ovdense.models.methods import registered_methods
+    methods = [n for n, c in registered_methods().items() if c.__module__.startswith('ovdense.')]  # each ships its protocols
     configs = sorted(p for m in methods for p in Path('configs', m).glob('*_vit-b16_*.py'))
-    assert len(configs) == 54  # 6 methods x (8 benchmarks + CamVid) on OpenAI ViT-B/16 (+ other towers' configs)
+    assert len(configs) == 9 * len(methods)  # each method x (8 benchmarks + CamVid) on OpenAI ViT-B/16
     for path in configs:
         cfg = Config.fromfile(str(path))
-        assert cfg.model.type == 'OVSegmentor' and cfg.model.backbone.mode in path.name
+        assert cfg.model.type == 'OVSegmentor'
+        assert MODELS.get(cfg.model.backbone.method.type).name == path.parent.name
         assert cfg.test_dataloader.dataset.pipeline[1]['type'] == 'Resize'
         assert np.isfinite(cfg.model.logit_scale)
 

@@ -51,3 +51,4 @@ def test_proxyclip_reference():
             'slide_windows', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches', 'protocol_knobs'} <= names
     bad = [(c.name, c.diff) for c in checks if not c.ok]
     assert not bad, bad
+

@@ -27,9 +27,11 @@ import torch
 
 def build(args):
     from ovdense.models import OVCLIPViT, OVSegmentor
+    from ovdense.models.methods import registered_methods
     from ovdense.vocabulary import Vocabulary
     clip = dict(model_name=args.model) if not args.clip_config else dict(config_file=args.clip_config)
-    seg = OVSegmentor(OVCLIPViT(clip, args.mode), dict(vocabulary=Vocabulary.from_dataset(args.vocab), templates='none'),
+    method = dict(type=registered_methods()[args.mode].__name__)
+    seg = OVSegmentor(OVCLIPViT(clip, method), dict(vocabulary=Vocabulary.from_dataset(args.vocab), templates='none'),
                       slide_crop=args.crop, slide_stride=args.stride, window_batch=args.window_batch).eval()
     return seg
 
@@ -121,8 +123,8 @@ def run_scale(args) -> dict:
     if args.budget:
         opts['model.memory_budget'] = args.budget
     config = args.config or find_config(args.mode, 'context59')
-    if args.model and isinstance(Config.fromfile(str(config)).model.backbone.get('proxy'), dict):
-        opts['model.backbone.proxy.pretrained'] = False  # random VFM weights too
+    if args.model and isinstance(Config.fromfile(str(config)).model.backbone.method.get('proxy'), dict):
+        opts['model.backbone.method.proxy.pretrained'] = False  # random VFM weights too
     model = init_model(config, clip=clip, cfg_options=opts)
     h, w = args.size
     if args.image:
@@ -155,7 +157,7 @@ def run_scale(args) -> dict:
     t = time.perf_counter()
     label = inference_model(model, image[:, :, ::-1], vocabulary=vocab).pred_sem_seg.data
     seg_s = time.perf_counter() - t
-    return dict(dense_mode=model.backbone.mode, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=round(seg_s, 2),
+    return dict(dense_mode=model.backbone.method.name, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=round(seg_s, 2),
                 pamr_s=round(pamr_s[0], 2), classes_in_label=int(label.unique().numel()),
                 peak_rss_after_text_mb=round(text_rss),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))

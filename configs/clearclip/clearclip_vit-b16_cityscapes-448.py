@@ -1,7 +1,7 @@
 # clearclip on cityscapes: protocol of ClearCLIP configs/cfg_cityscapes.py @ ad68a40
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/cityscapes.py']
 model = dict(
-    backbone=dict(mode='clearclip'),
+    backbone=dict(method=dict(type='OVClearCLIP')),
     window_padding='symmetric',
     logit_scale=50.0,
     slide_crop=224,  # ClearCLIP's Cityscapes config uses 224 windows (stride stays 224)

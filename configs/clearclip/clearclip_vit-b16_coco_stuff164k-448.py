@@ -1,7 +1,7 @@
 # clearclip on coco_stuff164k: protocol of ClearCLIP configs/cfg_coco_stuff164k.py @ ad68a40
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_stuff164k.py']
 model = dict(
-    backbone=dict(mode='clearclip'),
+    backbone=dict(method=dict(type='OVClearCLIP')),
     window_padding='symmetric',
     logit_scale=50.0,
     slide_crop=448,

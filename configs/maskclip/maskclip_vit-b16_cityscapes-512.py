@@ -4,7 +4,7 @@ model = dict(
     # MaskCLIP as configured: ImageNet mean/std, exact GELU and LayerNorm eps 1e-6 in its ViT port,
     # zero-padded patch embedding, bicubic position resize by size, whole-image inference, no scale
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
-    backbone=dict(mode='maskclip', pos_interp='bicubic', patch_padding='corner', ln_eps=1e-6, act='gelu'),
+    backbone=dict(method=dict(type='OVMaskCLIP'), pos_interp='bicubic', patch_padding='corner', ln_eps=1e-6, act='gelu'),
     text_encoder=dict(templates='maskclip', vocabulary=dict(dataset='cityscapes')),
     logit_scale=1.0,
     slide_crop=0)

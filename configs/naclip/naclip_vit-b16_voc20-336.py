@@ -1,7 +1,7 @@
 # naclip on voc20: protocol of NACLIP configs/cfg_voc20.py @ 0cac3a6
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/voc20.py']
 model = dict(
-    backbone=dict(mode='naclip', naclip_std=5.0),
+    backbone=dict(method=dict(type='OVNACLIP', std=5.0)),
     pamr=dict(num_iter=10, dilations=(8, 16)),
     renormalize=True,
     text_encoder=dict(vocabulary=dict(dataset='voc20')))

@@ -3,8 +3,7 @@
 # model.backbone.proxy.checkpoint, timm's 'vit_base_patch8_224.dino' weights must be in the Hugging Face cache.
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/camvid.py']
 model = dict(
-    backbone=dict(mode='proxyclip', proxy=dict(model_name='vit_base_patch8_224.dino', checkpoint=None),
-                  proxy_beta=1.2, proxy_gamma=3.0),
+    backbone=dict(method=dict(type='OVProxyCLIP', proxy=dict(model_name='vit_base_patch8_224.dino', checkpoint=None), beta=1.2, gamma=3.0)),
     window_padding='symmetric',
     window_pad_multiple=56,
     logit_scale=40.0,

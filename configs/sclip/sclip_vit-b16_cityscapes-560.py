@@ -1,7 +1,7 @@
 # sclip on cityscapes: protocol of SCLIP configs/cfg_cityscapes.py @ b56bd30
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/cityscapes.py']
 model = dict(
-    backbone=dict(mode='sclip'),
+    backbone=dict(method=dict(type='OVSCLIP')),
     text_encoder=dict(vocabulary=dict(file='{{fileDirname}}/../_base_/vocabularies/cityscapes_sclip.txt')))
 test_pipeline = [
     dict(type='LoadImageFromFile'),

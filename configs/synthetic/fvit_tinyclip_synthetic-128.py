@@ -17,7 +17,7 @@ split = dict(classes=list(OBJECT_CLASSES), base_classes=list(BASE_CLASSES), nove
 model = dict(
     text_encoder=dict(vocabulary=list(OBJECT_CLASSES), templates=['a picture with a {}.']),
     backbone=dict(clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC),
-                  out_indices=(0, 1, 2, 3), mode='naclip', norm_cfg=bn),
+                  out_indices=(0, 1, 2, 3), method=dict(type='OVNACLIP'), norm_cfg=bn),
     neck=dict(in_channels=[192] * 4, out_channels=128, norm_cfg=bn),
     rpn_head=dict(in_channels=128, feat_channels=128, anchor_generator=dict(scales=[4])),
     roi_head=dict(

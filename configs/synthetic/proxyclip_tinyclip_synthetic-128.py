@@ -4,9 +4,8 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/synthetic.py']
 from ovdense.assets import TINYCLIP_SYNTHETIC, TINYVFM_SYNTHETIC  # noqa: E402
 model = dict(
-    backbone=dict(mode='proxyclip', clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC),
-                  proxy=dict(**TINYVFM_SYNTHETIC),
-                  proxy_beta=1.2, proxy_gamma=3.0),
+    backbone=dict(clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC),
+                  method=dict(type='OVProxyCLIP', proxy=dict(**TINYVFM_SYNTHETIC), beta=1.2, gamma=3.0)),
     text_encoder=dict(vocabulary=['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring',
                 'diamond', 'hexagon', 'crescent', 'arrow', 'heart', 'pentagon'], templates=['a picture with a {}.']),
     logit_scale=40.0,

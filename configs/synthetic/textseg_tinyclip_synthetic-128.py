@@ -15,7 +15,7 @@ model = dict(
     type='OVTextSegmentor',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323],
                            bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(128, 128)),
-    backbone=dict(type='OVCLIPViT', mode='maskclip', out_indices=(1, 2), frozen=True,
+    backbone=dict(type='OVCLIPViT', method=dict(type='OVMaskCLIP'), out_indices=(1, 2), frozen=True,
                   clip=dict(**TINYCLIP_SYNTHETIC)),
     decode_head=dict(type='OVTextSegHead', in_channels=[192, 192, 128], channels=128, embed_dim=128, num_convs=2,
                      dropout_ratio=0.0, norm_cfg=dict(type='BN', requires_grad=True), align_corners=False,

@@ -3,7 +3,7 @@
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/synthetic.py']
 from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 model = dict(
-    backbone=dict(mode='vanilla', clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC)),
+    backbone=dict(method=dict(type='OVVanilla'), clip=dict(_delete_=True, **TINYCLIP_SYNTHETIC)),
     text_encoder=dict(vocabulary=['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring',
                 'diamond', 'hexagon', 'crescent', 'arrow', 'heart', 'pentagon'], templates=['a picture with a {}.']),
     logit_scale=40.0,

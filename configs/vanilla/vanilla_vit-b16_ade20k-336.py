@@ -1,5 +1,5 @@
 # vanilla on ade20k: protocol of plain CLIP patch tokens with the SCLIP protocol (baseline)
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/ade20k.py']
 model = dict(
-    backbone=dict(mode='vanilla'),
+    backbone=dict(method=dict(type='OVVanilla')),
     text_encoder=dict(vocabulary=dict(dataset='ade20k')))

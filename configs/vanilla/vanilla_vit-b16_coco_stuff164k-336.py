@@ -1,5 +1,5 @@
 # vanilla on coco_stuff164k: protocol of plain CLIP patch tokens with the SCLIP protocol (baseline)
 _base_ = ['../_base_/models/ov_segmentor.py', '../_base_/datasets/coco_stuff164k.py']
 model = dict(
-    backbone=dict(mode='vanilla'),
+    backbone=dict(method=dict(type='OVVanilla')),
     text_encoder=dict(vocabulary=dict(dataset='coco_stuff171')))

@@ -35,6 +35,8 @@ SUPPORTED_ARCHITECTURES = (
 WEIGHT_FORMATS = ('open_clip', 'eva_clip')
 # keys present in OpenAI TorchScript state dicts that are not parameters
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+# OpenAI CLIP's input statistics (RGB in [0, 1]), open_clip's OPENAI_DATASET_MEAN / _STD
+OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
 class CheckpointError(ValueError):
@@ -516,6 +518,15 @@ class CLIPModel(nn.Module):
     def visual(self) -> nn.Module:
         return self.model.visual
 
+    @property
+    def image_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per RGB channel of [0, 1] images that the vision tower was trained on: open_clip's
+        preprocess config of the model (SigLIP: 0.5 / 0.5), else OpenAI's statistics."""
+        cfg = getattr(self.visual, 'preprocess_cfg', None) or {}
+        mean = cfg.get('mean') or getattr(self.visual, 'image_mean', None) or OPENAI_MEAN
+        std = cfg.get('std') or getattr(self.visual, 'image_std', None) or OPENAI_STD
+        return tuple(float(m) for m in mean), tuple(float(v) for v in std)
+
     def vit_tower(self) -> ViTTower:
         """The vision tower as plain modules.
 
@@ -668,7 +679,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
     if model_cfg is not None and is_eva_clip_config(model_cfg):
         model_cfg = eva_clip_model_cfg(model_cfg)
     if model_cfg is not None:
-        cfg = {k: v for k, v in model_cfg.items() if k not in ('name', 'custom_text')}
+        cfg = {k: v for k, v in model_cfg.items() if k not in ('name', 'custom_text', 'preprocess_cfg')}
         model = oc.CLIP(**cfg) if not model_cfg.get('custom_text') else oc.CustomTextCLIP(**cfg)
         text_cfg = cfg.get('text_cfg', {})
         ctx = int(text_cfg.get('context_length', 77))
@@ -687,6 +698,12 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
         hf = (oc.get_model_config(name) or {}).get('text_cfg', {}).get('hf_tokenizer_name')
         tokenizer = (LazyTokenizer(functools.partial(oc.get_tokenizer, name), name=name, source=hf) if hf
                      else oc.get_tokenizer(name))
+    # the input statistics the weights were trained with: the config's preprocess_cfg, else the pretrained tag's
+    stats = dict((model_cfg or {}).get('preprocess_cfg') or {})
+    if not stats and name and pretrained and pretrained in oc.list_pretrained_tags_by_model(name):
+        stats = {k: v for k, v in oc.get_pretrained_cfg(name, pretrained).items() if k in ('mean', 'std')}
+    if stats:
+        model.visual.preprocess_cfg = {**(getattr(model.visual, 'preprocess_cfg', None) or {}), **stats}
     model.eval()
     return CLIPModel(model, tokenizer, name=name, pretrained=pretrained,
                      checkpoint=checkpoint, model_cfg=source_cfg)

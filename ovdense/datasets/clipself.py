@@ -19,9 +19,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..registry import register
+from ..clip.adapter import OPENAI_MEAN, OPENAI_STD
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 REGION_MODES = ('grid', 'proposals', 'annotations')
 
 

@@ -4,13 +4,16 @@
 from .. import fileio, hooks  # noqa: F401  (the atomic checkpoint backend, weights-only loading, hooks)
 from .. import datasets  # noqa: F401  (registers the segmentation / CLIPSelf datasets)
 from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
-from .backbones import DENSE_MODES, OVCLIPViT, OVDenseCLIPViT, OVFViTBackbone
+from .backbones import OVCLIPViT, OVDenseCLIPViT, OVFViTBackbone
 from .data_preprocessor import OVSegDataPreProcessor
 from .decode_heads import OVTextSegHead
+from .losses import OVDistillLoss, OVRegionCosineLoss
+from .methods import OVDenseMethod, registered_methods
 from .pretrainers import OVCLIPPretrainer, OVCLIPSelf, OVVFMPretrainer
 from .segmentors import OVDenseCLIP, OVSegmentor, OVTextSegmentor
 from .text import ClassEmbeddings, OVContextDecoder, OVTextEncoder
 
-__all__ = ['OVCLIPViT', 'OVDenseCLIPViT', 'OVFViTBackbone', 'DENSE_MODES', 'OVSegmentor', 'OVTextSegmentor',
+__all__ = ['OVCLIPViT', 'OVDenseCLIPViT', 'OVFViTBackbone', 'OVSegmentor', 'OVTextSegmentor',
            'OVDenseCLIP', 'OVTextSegHead', 'OVSegDataPreProcessor', 'OVCLIPSelf', 'OVCLIPPretrainer',
-           'OVVFMPretrainer', 'OVTextEncoder', 'OVContextDecoder', 'ClassEmbeddings']
+           'OVVFMPretrainer', 'OVTextEncoder', 'OVContextDecoder', 'ClassEmbeddings', 'OVDenseMethod',
+           'registered_methods', 'OVDistillLoss', 'OVRegionCosineLoss']

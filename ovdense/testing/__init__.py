@@ -111,3 +111,38 @@ def random_images(batch: int = 2, height: int = 64, width: int = 96, seed: int =
     """(B, 3, H, W) normalised-looking random images."""
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, height, width, generator=g)
+
+
+# the knobs a registered method needs on the tiny CLIPs (by its short name); methods not listed build with none
+def tiny_method_config(name: str, layers: int) -> dict:
+    """The config of the registered dense method ``name`` for a tiny CLIP of ``layers`` blocks (layer indices
+    scaled to it; the reference's own at 12 blocks; a tiny random VFM as ProxyCLIP's proxy)."""
+    from ..models.methods import registered_methods
+    n = layers - 1  # block outputs before the last block
+    knobs = dict(
+        proxyclip=lambda: dict(proxy=tiny_vfm()),
+        scclip=lambda: dict(pre_adjust_idx=n - 1, post_adjust_idx=0, multi_start_idx=0, multi_end_idx=n),
+        resclip=lambda: dict(rcs_blocks=tuple(range(max(n - 2, 0), n)), pamr=dict(num_iter=2, dilations=(1, 2))),
+    ).get(name)
+    cfg = dict(type=registered_methods()[name].__name__)
+    if knobs and not (layers == 12 and name in ('scclip', 'resclip')):
+        cfg.update(knobs())
+    return cfg
+
+
+def tiny_queries(clip: CLIPModel, num: int = 5, seed: int = 0) -> torch.Tensor:
+    """(num, D) normalised random query embeddings for methods that read the vocabulary."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(num, clip.embed_dim, generator=g), dim=-1)
+
+
+def tiny_method(name: str, *, layers: int | None = None, seed: int = 0,
+                num_queries: int = 5) -> tuple[CLIPModel, dict, torch.Tensor | None]:
+    """A tiny CLIP deep enough for the registered dense method ``name`` (4 blocks for SC-CLIP / ResCLIP, else 2;
+    ``layers`` to choose), the method's config for it (:func:`tiny_method_config`), and (Q, D) normalised random
+    query embeddings when the method reads the vocabulary (else None)."""
+    from ..models.methods import registered_methods
+    layers = layers or (4 if name in ('scclip', 'resclip') else 2)
+    clip = tiny_clip(seed, layers=layers)
+    text = tiny_queries(clip, num_queries, seed) if registered_methods()[name].needs_text else None
+    return clip, tiny_method_config(name, layers), text

@@ -124,9 +124,9 @@ def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]
                         ('shared224', torch.load(golden_dir / 'shared_input_224.pt', weights_only=True)['input']),
                         ('nonsquare', case['nonsquare_input'])]:
             out = bb.forward_tokens(x)
-            h, w = out['grid']
+            h, w = out.grid
             gold = case[f'{name}_dense_features']
-            tokens = out['tokens']
+            tokens = out.tokens
             mine = (tokens[:, 1:].transpose(1, 2).reshape(1, -1, h, w) if gold.dim() == 4 else
                     tokens[:, 1:] if gold.shape[1] == h * w else tokens)
             checks.append(Check(f'{name}_dense_features', _max_diff(mine, gold)))
@@ -172,7 +172,7 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     init_default_scope('mmseg')
     cfg.model.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
                                    checkpoint=str(golden_dir / case['clip_weights']))
-    cfg.model.backbone.proxy = dict(
+    cfg.model.backbone.method.proxy = dict(
         model_name=PROXY_VFMS[key], checkpoint=str(golden_dir / case['vfm_weights']),
         model_kwargs=dict(embed_dim=vcfg['embed_dim'], depth=vcfg['depth'], num_heads=vcfg['num_heads'],
                           mlp_ratio=vcfg['mlp_ratio'], qkv_bias=vcfg['qkv_bias'], img_size=vcfg['img_size']))
@@ -180,11 +180,12 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     model.init_weights()
     model.eval()
     bb = model.backbone
+    m = bb.method
     checks: list[Check] = []
     add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
-    knobs = dict(logit_scale=model.logit_scale, prob_thd=model.prob_thd, beta=bb.proxy_beta, gamma=bb.proxy_gamma,
+    knobs = dict(logit_scale=model.logit_scale, prob_thd=model.prob_thd, beta=m.beta, gamma=m.gamma,
                  slide_crop=model.slide_crop, slide_stride=model.slide_stride,
-                 window_pad_multiple=model.window_pad_multiple, vfm_patch_size=bb.proxy.patch_size,
+                 window_pad_multiple=model.window_pad_multiple, vfm_patch_size=m.proxy.patch_size,
                  clip_patch_size=bb.patch_size)
     checks.append(Check('protocol_knobs', float(sum(knobs[k] != proto[k] for k in knobs)), 0))
     vocab = model.vocabulary
@@ -201,42 +202,43 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
         data = model.data_preprocessor({k: [v] for k, v in pipeline(dict(img_path=path)).items()}, False)
     inputs, meta = data['inputs'], data['data_samples'][0].metainfo
     add('input', inputs, case['input'])
-    add('vfm_input', bb.proxy_input(case['input']), case['vfm_input'])
+    stats = bb.clip.image_stats
+    add('vfm_input', m.proxy_input(case['input'], *stats), case['vfm_input'])
     windows = slide_windows(*inputs.shape[-2:], model.slide_crop, model.slide_stride)
     checks.append(Check('slide_windows', float(not torch.equal(torch.tensor(windows), case['slide_windows_y1x1y2x2'])), 0))
 
     with torch.no_grad():
         for i, (y1, x1, y2, x2) in enumerate(windows):
             x = case['input'][:, :, y1:y2, x1:x2]
-            feats = bb.proxy.patch_features(bb.proxy_input(x))
+            feats = m.proxy.patch_features(m.proxy_input(x, *stats))
             add(f'window{i}_vfm_patch_features', feats, case['vfm_patch_features'][i:i + 1])
             e = F.normalize(feats.flatten(2), dim=1)
             add(f'window{i}_similarity_mean', torch.einsum('bcm,bcn->bmn', e, e).mean().double(),
                 case['similarity_mean'][i])
             out = bb.forward_tokens(x)
-            add(f'window{i}_dense_features', out['tokens'], case['window_dense_features'][i:i + 1])
+            add(f'window{i}_dense_features', out.tokens, case['window_dense_features'][i:i + 1])
             add(f'window{i}_patch_logits', model.patch_logits(x, text), case['window_patch_logits'][i:i + 1])
             if i == 0:
-                attn = bb.proxy_attention(feats)[0]
+                attn = m.attention(feats)[0]
                 add('window0_proxy_attn', attn, case['window0_proxy_attn'])
                 checks.append(Check('window0_proxy_attn_mask', float(((attn == 0) != (case['window0_proxy_attn'] == 0)).sum()), 0))
                 tokens, grid = bb.embed(x)
                 for blk in bb.tower.blocks[:-1]:
                     tokens = bb.block(blk, tokens)
                 add('window0_last_block_input', tokens, case['window0_last_block_input'])
-                add('window0_last_block_output', bb.proxy_block(bb.tower.blocks[-1], tokens, grid, feats)[0],
+                add('window0_last_block_output', m.proxy_block(bb, bb.tower.blocks[-1], tokens, grid, feats)[0],
                     case['window0_last_block_output'])
-        g = (y2 - y1) // bb.proxy.patch_size
-        add('window_vfm_pos_embed', dino_pos_embed(bb.proxy.model.pos_embed, (g, g)), case['window_vfm_pos_embed'])
+        g = (y2 - y1) // m.proxy.patch_size
+        add('window_vfm_pos_embed', dino_pos_embed(m.proxy.model.pos_embed, (g, g)), case['window_vfm_pos_embed'])
         cg = (y2 - y1) // bb.patch_size
         add('window_clip_pos_embed', interpolate_pos_embed(bb.tower.positional_embedding, (cg, cg),
                                                            method=bb.pos_interp)[None], case['window_clip_pos_embed'])
         for name in ('crop224', 'shared224'):
             x = case['input'][:, :, :224, :224] if name == 'crop224' else torch.load(
                 golden_dir / 'shared_input_224.pt', weights_only=True)['input']
-            feats = bb.proxy.patch_features(bb.proxy_input(x))
+            feats = m.proxy.patch_features(m.proxy_input(x, *stats))
             add(f'{name}_vfm_patch_features', feats, case[f'{name}_vfm_patch_features'])
-            add(f'{name}_dense_features', bb.forward_tokens(x)['tokens'], case[f'{name}_dense_features'])
+            add(f'{name}_dense_features', bb.forward_tokens(x).tokens, case[f'{name}_dense_features'])
             add(f'{name}_patch_logits', model.patch_logits(x, text), case[f'{name}_patch_logits'])
 
     res = model.inference(inputs, [dict(img_shape=inputs.shape[-2:], ori_shape=meta['ori_shape'])],
@@ -402,7 +404,7 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         # global embedding and per-block tokens at 224
         x224 = case['input224']
         add('image224_embedding', clip.encode_image(x224), case['image224_embedding'])
-        vanilla = OVCLIPViT(clip, 'vanilla', pos_interp=student.pos_interp)
+        vanilla = OVCLIPViT(clip, None, pos_interp=student.pos_interp)
         tok, (h, w) = vanilla.embed(x224)
         rope = t.rope(h, w)
         blocks = []
@@ -413,11 +415,11 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         add('image224_final_norm_tokens', t.ln_post(tok), case['image224_final_norm_tokens'])
         # encode_dense (maskclip: the value path of the last block, residual and FFN kept)
         out = student.forward_tokens(x224)
-        add('dense224_tokens_pre_l2norm', out['tokens'][:, 1:], case['dense224_tokens_pre_l2norm'])
+        add('dense224_tokens_pre_l2norm', out.tokens[:, 1:], case['dense224_tokens_pre_l2norm'])
         add('dense224_feature_map', student.dense_features(x224, normalize=True), case['dense224_feature_map'])
         last_in = blocks[-2][None]
         add('dense224_last_block_input', last_in, case['dense224_last_block_input'])
-        add('dense224_last_block_output_patches', student.last_block(t.blocks[-1], last_in, (h, w), rope)[:, 1:],
+        add('dense224_last_block_output_patches', student.method.last_block(student, t.blocks[-1], last_in, (h, w), rope)[:, 1:],
             case['dense224_last_block_output_patches'])
         for g in (14, 28, 64):
             sin, cos = rope_tables(g, g, t.width // t.num_heads, t.rope_ref)
@@ -431,7 +433,7 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
                                                                method=student.pos_interp), case['nonsquare_pos_embed_21x28'])
         x448 = case['input448']
         add('dense448_feature_map', student.dense_features(x448, normalize=True), case['dense448_feature_map'])
-        add('dense448_tokens_pre_l2norm', student.forward_tokens(x448)['tokens'][:, 1:],
+        add('dense448_tokens_pre_l2norm', student.forward_tokens(x448).tokens[:, 1:],
             case['dense448_tokens_pre_l2norm'])
     # the 1024 training step: our transforms on the original image, then the loss on the reference's tensors
     _clipself_inputs(case, ds, add)
@@ -440,12 +442,12 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         add('teacher_crop_features', model.teacher.encode_image(case['teacher_crops']), case['teacher_crop_features'])
         dense = student.dense_features(x, normalize=True)
         add('dense_feature_map', dense, case['dense_feature_map'])
-        add('dense_tokens_pre_l2norm', student.forward_tokens(x)['tokens'][:, 1:], case['dense_tokens_pre_l2norm'])
+        add('dense_tokens_pre_l2norm', student.forward_tokens(x).tokens[:, 1:], case['dense_tokens_pre_l2norm'])
         roi = roi_features(dense, [boxes])
         add('student_roi_features', roi, case['student_roi_features'])
         add('roi_features', roi, case['roi_features'])
         add('encode_rois_and_image_rois', F.normalize(roi, dim=-1), case['encode_rois_and_image_rois'])
-        add('encode_rois_and_image_image', F.normalize(vanilla.forward_tokens(x)['tokens'][:, 0], dim=-1),
+        add('encode_rois_and_image_image', F.normalize(vanilla.forward_tokens(x).tokens[:, 0], dim=-1),
             case['encode_rois_and_image_image'])
         loss = model(x, [dict(boxes=boxes, crops=case['teacher_crops'])], mode='loss')['loss_cosine']
         add('loss_cosine', loss, case['loss_cosine'])
@@ -454,3 +456,4 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         checks.append(Check('masks_feature_grid_mismatches', float((grid != case['masks_feature_grid']).sum()), 0))
         add('mask_pooled_features', mask_features(dense, [case['masks_feature_grid']]), case['mask_pooled_features'])
     return checks
+

@@ -67,17 +67,21 @@ def image_zero_shot(clip: CLIPModel, *, seed: int = 1000, num_images: int = 600,
 
 
 @torch.no_grad()
-def dense_zero_shot(clip: CLIPModel, mode: str, *, seed: int = 2000, num_images: int = 100, image_size: int = 128,
+def dense_zero_shot(clip: CLIPModel, method: str | dict, *, seed: int = 2000, num_images: int = 100, image_size: int = 128,
                     logit_scale: float = 40.0, templates: Sequence[str] = ('a picture with a {}.',),
                     batch_size: int = 16) -> dict[str, float]:
-    """Training-free zero-shot segmentation of held-out scenes with one dense mode.
+    """Training-free zero-shot segmentation of held-out scenes with one dense method (a registered method's
+    short name, or its config ``dict(type=..., **knobs)``).
 
     The vocabulary holds every stuff and object class (novel ones included). Returns per-class IoU
     (%), and mIoU over base objects, novel objects and stuff.
     """
     from ..models import OVCLIPViT, OVSegmentor
+    from ..models.methods import registered_methods
+    if isinstance(method, str):
+        method = dict(type=registered_methods()[method].__name__)
     text = dict(vocabulary=Vocabulary.from_list(list(semantic_classes())), templates=list(templates))
-    seg = OVSegmentor(OVCLIPViT(clip, mode), text, logit_scale=logit_scale, slide_crop=0).eval()
+    seg = OVSegmentor(OVCLIPViT(clip, method), text, logit_scale=logit_scale, slide_crop=0).eval()
     n = len(semantic_classes())
     inter, union = np.zeros(n), np.zeros(n)
     scenes = [generate(seed, i, WorldConfig(size=image_size)) for i in range(num_images)]

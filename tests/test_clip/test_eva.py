@@ -6,8 +6,8 @@ import torch
 from ovdense.clip import CheckpointError, build_clip
 from ovdense.clip.adapter import eva_clip_to_open_clip, open_clip_to_eva_clip, rope_tables
 from ovdense.models import OVCLIPViT
-from ovdense.models.backbones import CLIP_ONLY_MODES
-from ovdense.testing import TINY_EVA_CFG as TINY_EVA, golden_dir, random_images
+from ovdense.models.methods import registered_methods
+from ovdense.testing import TINY_EVA_CFG as TINY_EVA, golden_dir, random_images, tiny_method_config, tiny_queries
 
 from ..conftest import requires_shared
 
@@ -18,20 +18,21 @@ def tiny_eva(seed=0):
         return build_clip(model_cfg=TINY_EVA).eval()
 
 
-@pytest.mark.parametrize('mode', CLIP_ONLY_MODES)
-def test_every_mode_batch2_and_non_square(mode):
+@pytest.mark.parametrize('name', sorted(registered_methods()))
+def test_every_method_batch2_and_non_square(name):
     clip = tiny_eva()
-    vit = OVCLIPViT(clip, mode, pos_interp='bicubic').eval()
-    x = random_images(2, 48, 80)  # a 3 x 5 grid
+    vit = OVCLIPViT(clip, tiny_method_config(name, len(clip.vit_tower().blocks)), pos_interp='bicubic').eval()
+    text = tiny_queries(clip) if vit.needs_text else None
+    x = random_images(2, 48, 80)  # a 3 x 5 grid (ProxyCLIP: the VFM's 6 x 10)
     with torch.no_grad():
-        out = vit.dense_features(x, normalize=True)
-        alone = vit.dense_features(x[1:], normalize=True)
-    assert out.shape == (2, 32, 3, 5) and torch.isfinite(out).all()
+        out = vit.dense_features(x, normalize=True, text=text)
+        alone = vit.dense_features(x[1:], normalize=True, text=text)
+    assert out.shape == (2, 32, *((6, 10) if name == 'proxyclip' else (3, 5))) and torch.isfinite(out).all()
     assert torch.allclose(out[1:], alone, atol=1e-5)  # images of a batch do not see each other
-    if mode == 'vanilla':  # at the native size the CLS token is open_clip's (timm's) image embedding
+    if name == 'vanilla':  # at the native size the CLS token is open_clip's (timm's) image embedding
         with torch.no_grad():
             native = random_images(2, 64, 64)
-            ours = vit.forward_tokens(native)['tokens'][:, 0]
+            ours = vit.forward_tokens(native).tokens[:, 0]
             assert torch.allclose(ours, clip.encode_image(native), atol=1e-5)
 
 

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from ovdense.models import OVCLIPViT, OVSegmentor
 from ovdense.models.utils import PAMR
 from ovdense.models.utils.chunked import SoftmaxReducer, class_chunks, plan_chunks, resize_region, source_span
-from ovdense.testing import random_images, tiny_vfm
+from ovdense.models.methods import registered_methods
+from ovdense.testing import random_images, tiny_method_config
 from ovdense.vocabulary import Vocabulary
 
 # 4 classes, 7 queries: chunks of 2 or 3 queries never divide it, and synonyms straddle chunk borders
 VOCAB = Vocabulary.from_list(['sky', ['person', 'man', 'woman'], 'car', ['tree', 'bush']])
-MODES = ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip')
+MODES = sorted(registered_methods())
 
 
 def _stacked_pamr(image, scores, num_iter, dilations):
@@ -56,8 +57,8 @@ def _plain_postprocess(logits, q2c, *, scale, area_thd=None, prob_thd=0.0, renor
 def make(tiny_clip, mode, **kw):
     kw.setdefault('slide_crop', 48)
     kw.setdefault('slide_stride', 24)
-    proxy = tiny_vfm() if mode == 'proxyclip' else None
-    return OVSegmentor(OVCLIPViT(tiny_clip, mode, proxy=proxy), dict(vocabulary=VOCAB, templates='none'),
+    method = tiny_method_config(mode, len(tiny_clip.vit_tower().blocks))
+    return OVSegmentor(OVCLIPViT(tiny_clip, method), dict(vocabulary=VOCAB, templates='none'),
                        return_probs=True, **kw).eval()
 
 

@@ -137,3 +137,33 @@ def test_per_class_topk_oracle():
     half = F.one_hot(torch.tensor([0, 1, 1, 2, 2, 2]), 3).float()  # class 0: 1 of 2 right
     assert per_class_topk(half, labels, 1) == pytest.approx(100 * (0.5 + 1 + 1) / 3)
     assert per_class_topk(half, labels, 1, classes=[0]) == pytest.approx(50.0)
+
+
+def test_losses_are_components_summed_with_their_weights(model, tmp_path):
+    """A second loss of a test's own (registered here, not in ovdense) is summed next to CLIPSelf's, each weighted."""
+    from mmseg.registry import MODELS
+
+    from ovdense.models.losses import OVDistillLoss
+
+    @MODELS.register_module(force=True)
+    class MeanDenseNorm(OVDistillLoss):  # a toy context term: the mean norm of the raw dense map
+        name, log_name = 'norm', 'dense_norm'
+
+        def forward(self, batch):
+            dense = batch.student.dense_features(batch.images)
+            return dense.norm(dim=1).sum(), torch.tensor(float(dense[:, 0].numel()))
+
+    images, samples = _batch()
+    base = model(images, samples, mode='loss')
+    cfg = model.clip_cfg
+    two = OVCLIPSelf(cfg, losses=[dict(type='OVRegionCosineLoss', weight=0.5), dict(type='MeanDenseNorm', weight=2.0)])
+    two.init_weights()
+    out = two(images, samples, mode='loss')
+    assert torch.allclose(out['loss_cosine'], 0.5 * base['loss_cosine']) and torch.allclose(out['cos_dissim'],
+                                                                                              base['cos_dissim'])
+    dense = two.student.dense_features(images)
+    assert torch.allclose(out['loss_norm'], 2.0 * dense.norm(dim=1).mean()) and 'dense_norm' in out
+    with pytest.raises(ValueError, match=r"registered: \[.*'OVRegionCosineLoss'"):
+        OVCLIPSelf(cfg, losses=[dict(type='OVNoSuchLoss')])
+    with pytest.raises(ValueError, match='each of another kind'):
+        OVCLIPSelf(cfg, losses=[dict(type='OVRegionCosineLoss'), dict(type='OVRegionCosineLoss')])

@@ -13,7 +13,7 @@ VOCAB = Vocabulary.from_list(['sky', ['person', 'man'], 'car'])
 def make(tiny_clip, **kw):
     kw.setdefault('return_probs', True)
     text = dict(vocabulary=VOCAB, templates=kw.pop('templates', 'none'))
-    return OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), text, slide_crop=kw.pop('slide_crop', 64),
+    return OVSegmentor(OVCLIPViT(tiny_clip, dict(type='OVClearCLIP')), text, slide_crop=kw.pop('slide_crop', 64),
                        slide_stride=kw.pop('slide_stride', 32), **kw).eval()
 
 
@@ -105,7 +105,7 @@ def test_vocabulary_swap_without_rebuild(tiny_clip):
     seg.set_vocabulary(['tree', 'road'])
     assert seg.inference(x, meta)[0]['probs'].shape == (2, 32, 48)
     with pytest.raises(ValueError, match='no vocabulary'):
-        OVSegmentor(OVCLIPViT(tiny_clip, 'clearclip'), dict(templates='none')).inference(x, meta)
+        OVSegmentor(OVCLIPViT(tiny_clip, dict(type='OVClearCLIP')), dict(templates='none')).inference(x, meta)
 
 
 def test_batch2_mixed_sizes_through_preprocessor(tiny_clip):

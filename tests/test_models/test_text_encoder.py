@@ -51,7 +51,7 @@ def test_encode_queries_in_groups_reports_progress(tiny_clip):
 
 
 def _segmentor(clip):
-    return OVSegmentor(OVCLIPViT(clip, 'clearclip'), dict(vocabulary=['sky', 'road', 'car'], templates=['a {}.']),
+    return OVSegmentor(OVCLIPViT(clip, dict(type='OVClearCLIP')), dict(vocabulary=['sky', 'road', 'car'], templates=['a {}.']),
                        slide_crop=0, return_probs=True).eval()
 
 

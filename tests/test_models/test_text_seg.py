@@ -15,7 +15,7 @@ def make(tiny_clip, **kw):
     init_default_scope('mmseg')  # the head and its loss come from mmseg's registries
     kw.setdefault('unseen', ['dog'])
     return OVTextSegmentor(
-        backbone=dict(type='OVCLIPViT', clip=tiny_clip, mode='maskclip', out_indices=(0,)),
+        backbone=dict(type='OVCLIPViT', clip=tiny_clip, method=dict(type='OVMaskCLIP'), out_indices=(0,)),
         decode_head=dict(type='OVTextSegHead', in_channels=[64, 32], channels=16, embed_dim=32,
                          norm_cfg=dict(type='BN'), align_corners=False, dropout_ratio=0.0,
                          loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),

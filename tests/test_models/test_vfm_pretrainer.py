@@ -55,6 +55,6 @@ def test_runner_trains_a_few_iterations_and_exports_a_loadable_proxy(tmp_path, t
     vfm.load_weights()
     teacher = model.teacher.model.state_dict()
     assert all(torch.allclose(v.float(), teacher[n].float(), atol=1e-2) for n, v in vfm.model.state_dict().items())
-    bb = OVCLIPViT(tiny_clip, 'proxyclip', proxy=vfm).eval()
+    bb = OVCLIPViT(tiny_clip, dict(type='OVProxyCLIP', proxy=vfm)).eval()
     with torch.no_grad():
         assert bb.dense_features(torch.randn(2, 3, 64, 64)).shape == (2, 32, 8, 8)

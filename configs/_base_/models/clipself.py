@@ -7,12 +7,13 @@ custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
 model = dict(
     type='OVCLIPSelf',
     clip=dict(model_name='ViT-B-16', pretrained='openai'),
-    mode='maskclip',            # student last block: value path with residual + FFN (reference encode_dense)
+    method=dict(type='OVMaskCLIP'),            # student last block: value path with residual + FFN (reference encode_dense)
     pos_interp='bicubic',
     region_pool='roi_align',    # reference extract_type v2
     train_blocks=None,          # all blocks; e.g. 12 of ViT-L/14's 24 to save memory
     alpha=0.7,
     text_encoder=dict(type='OVTextEncoder', templates='openai', synonyms='max'),  # region metric: best name
+    losses=[dict(type='OVRegionCosineLoss', weight=1.0)],  # 1 - cos(student RoI feature, teacher crop embedding)
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 
 max_iters = 44000  # 6 epochs of COCO train2017 (118k images) at a global batch of 16

@@ -14,7 +14,7 @@ model = dict(
                       background='learnt'),
     data_preprocessor=dict(type='DetDataPreprocessor', mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323],
                            bgr_to_rgb=True, pad_size_divisor=32),
-    backbone=dict(type='OVFViTBackbone', clip=clip, out_indices=(3, 5, 7, 11), mode='maskclip', norm_cfg=norm_cfg,
+    backbone=dict(type='OVFViTBackbone', clip=clip, out_indices=(3, 5, 7, 11), method=dict(type='OVMaskCLIP'), norm_cfg=norm_cfg,
                   with_dense=True),
     neck=dict(type='FPN', in_channels=[768, 768, 768, 768], out_channels=256, num_outs=5, norm_cfg=norm_cfg),
     rpn_head=dict(

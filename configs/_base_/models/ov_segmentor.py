@@ -1,5 +1,5 @@
 # Training-free open-vocabulary segmentation with a frozen OpenAI CLIP ViT-B/16 (open_clip).
-# Methods override `model.backbone.mode` and the protocol knobs; see configs/README.md.
+# Methods set `model.backbone.method=dict(type=...)` (ovdense.models.methods) and the protocol knobs.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
 
@@ -10,7 +10,7 @@ clip_preprocessor = dict(
 model = dict(
     type='OVSegmentor',
     data_preprocessor=clip_preprocessor,
-    backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), mode='vanilla'),
+    backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), method=dict(type='OVVanilla')),
     # SCLIP / ClearCLIP / NACLIP / ProxyCLIP: a class's probability is the max over its names' (softmax over all names)
     text_encoder=dict(type='OVTextEncoder', templates='openai', synonyms='max'),
     logit_scale=40.0,

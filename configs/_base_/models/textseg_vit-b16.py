@@ -9,7 +9,7 @@ model = dict(
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.771, 116.746, 104.094],
                            std=[68.501, 66.632, 70.323], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                            size=(512, 512)),
-    backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), mode='maskclip',
+    backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'), method=dict(type='OVMaskCLIP'),
                   out_indices=(5, 8), frozen=True),
     decode_head=dict(type='OVTextSegHead', in_channels=[768, 768, 512], channels=256, embed_dim=512, num_convs=2,
                      dropout_ratio=0.1, norm_cfg=dict(type='SyncBN', requires_grad=True), align_corners=False,

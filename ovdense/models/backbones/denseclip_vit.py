@@ -10,7 +10,7 @@ from mmengine.model import BaseModule
 
 from ...clip import CLIPModel
 from ...registry import register
-from .clip_vit import OVCLIPViT, interpolate_pos_embed
+from .clip_vit import OVCLIPViT, interpolate_pos_embed, tokens_to_map
 
 
 @register('MODELS')
@@ -40,7 +40,7 @@ class OVDenseCLIPViT(BaseModule):
         if len(out_indices) != 4:
             raise ValueError(f'out_indices must name 4 blocks, got {list(out_indices)}')
         self.with_embeddings = with_embeddings
-        self.vit = OVCLIPViT(clip, 'vanilla', out_indices=out_indices, pos_interp='bilinear', frozen=False,
+        self.vit = OVCLIPViT(clip, None, out_indices=out_indices, pos_interp='bilinear', frozen=False,
                              pretrained=pretrained)
         self.vit.tower.require_cls(f"DenseCLIP's context decoder reads the CLS token ('{self.vit.clip.name}')")
         c = self.vit.tower.width
@@ -78,14 +78,14 @@ class OVDenseCLIPViT(BaseModule):
         cls = t.class_embedding.to(tokens.dtype)
         pos = interpolate_pos_embed(t.positional_embedding, (h, w), method='bilinear').to(tokens.dtype)
         pos = torch.cat([pos[:1] + cls, pos[1:]])  # the reference adds class_embedding to the CLS position too
-        x = vit._ln(t.ln_pre, torch.cat([cls.expand(B, 1, C), tokens], 1) + pos)
+        x = vit.ln(t.ln_pre, torch.cat([cls.expand(B, 1, C), tokens], 1) + pos)
         maps = []
         for i, blk in enumerate(t.blocks):
             x = vit.block(blk, x)
             if i in vit.out_indices:
-                maps.append(x[:, 1:].transpose(1, 2).reshape(B, C, h, w))
+                maps.append(tokens_to_map(x, (h, w)))
         maps = tuple(op(m) for op, m in zip((self.fpn1, self.fpn2, self.fpn3, self.fpn4), maps))
         if not self.with_embeddings:
             return maps
-        emb = t.project(vit._ln(t.ln_post, x))
-        return (*maps, emb[:, 0, :, None, None], emb[:, 1:].transpose(1, 2).reshape(B, -1, h, w))
+        emb = vit.project(x)
+        return (*maps, emb[:, 0, :, None, None], tokens_to_map(emb, (h, w)))

@@ -10,7 +10,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from ...registry import register
-from .clip_vit import OVCLIPViT
+from .clip_vit import OVCLIPViT, tokens_to_map
 
 
 @register('MODELS')
@@ -19,13 +19,13 @@ class OVFViTBackbone(BaseModule):
 
     Blocks ``out_indices`` (reference: 3/5/7/11 for B/16, 6/10/14/23 for L/14) are taken at the patch
     grid and resized by 2 transposed convs (x4), 1 transposed conv (x2), identity and max-pooling (/2),
-    as F-ViT. The last block runs in the dense ``mode`` (MaskCLIP v-path in the reference). The CLIP
+    as F-ViT. The last block runs by the dense ``method`` (MaskCLIP's value path in the reference). The CLIP
     stays frozen and in eval mode (:class:`OVCLIPViT` with ``frozen=True``).
 
     Args:
         clip: a :class:`~ovdense.clip.CLIPModel` or ``build_clip`` kwargs.
         out_indices: 4 block indices.
-        mode: dense mode of the last block (see :data:`ovdense.models.DENSE_MODES`).
+        method: the dense method's config (:mod:`ovdense.models.methods`; reference: ``dict(type='OVMaskCLIP')``).
         norm_cfg: norm after the first transposed conv of the x4 branch (None: none).
         with_dense: also return the L2-normalised dense CLIP map (B, D, h, w) as a 5th output (for
             :class:`OVFViT`'s VLM score fusion).
@@ -35,14 +35,14 @@ class OVFViTBackbone(BaseModule):
         pretrained: a CLIP checkpoint file: replaces ``clip``'s checkpoint.
     """
 
-    def __init__(self, clip: Any, out_indices: Sequence[int] = (3, 5, 7, 11), *, mode: str = 'maskclip',
+    def __init__(self, clip: Any, out_indices: Sequence[int] = (3, 5, 7, 11), *, method: dict | None = None,
                  norm_cfg: dict | None = None, with_dense: bool = False, pos_interp: str = 'bicubic',
                  out_channels: Sequence[int] | None = None, pretrained: str | None = None,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(out_indices) != 4:
             raise ValueError(f'out_indices must name 4 blocks, got {list(out_indices)}')
-        self.vit = OVCLIPViT(clip, mode, out_indices=out_indices, frozen=True, pos_interp=pos_interp,
+        self.vit = OVCLIPViT(clip, method or dict(type='OVMaskCLIP'), out_indices=out_indices, frozen=True, pos_interp=pos_interp,
                              pretrained=pretrained)
         if sorted(self.vit.out_indices) != list(self.vit.out_indices) or len(set(self.vit.out_indices)) != 4:
             raise ValueError(f'out_indices must be 4 increasing block indices, got {list(out_indices)}')
@@ -62,13 +62,12 @@ class OVFViTBackbone(BaseModule):
         """(B, 3, H, W) -> 4 maps (B, width, 4h, 4w), (2h, 2w), (h, w), (h/2, w/2) [+ dense (B, D, h, w)]."""
         with torch.no_grad():
             out = self.vit.forward_tokens(x)
-        i0, i1, i2, i3 = out['intermediates']
+        i0, i1, i2, i3 = out.intermediates
         levels = [self.up4(i0), self.up2(i1), i2, self.down2(i3)]
         if self.lateral is not None:
             levels = [conv(f) for conv, f in zip(self.lateral, levels)]
         if self.with_dense:
-            h, w = out['grid']
-            dense = out['tokens'][:, -h * w:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+            dense = tokens_to_map(out.tokens, out.grid)
             levels.append(F.normalize(dense, dim=1))
         # contiguous: mmcv's RoIAlign silently misreads strided maps (open-mmlab/mmcv#2203); a conv of the
         # transposed tokens is channels-last

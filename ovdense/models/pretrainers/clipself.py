@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
@@ -15,6 +16,7 @@ from torchvision.ops import roi_align
 from ...clip import CLIPModel, build_clip
 from ...registry import register
 from ..backbones.clip_vit import OVCLIPViT
+from ..losses import DistillBatch, build_distill_loss
 from ..text import ClassEmbeddings, TextSideMixin, build_text_encoder
 
 REGION_POOLS = ('roi_align', 'mask', 'mask_attn')
@@ -67,10 +69,10 @@ def mask_attn_features(vit: OVCLIPViT, images: torch.Tensor, masks: Sequence[tor
     h, w = masks[0].shape[-2:]
     rope = t.rope(h, w, device=x.device)
     for blk in t.blocks:
-        q, k, v = vit._qkv(blk, vit._ln(blk.ln_1, x), rope)
-        x = x + blk.ls_1(vit._out(blk, F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)))
-        x = x + blk.ls_2(vit._mlp(blk, vit._ln(blk.ln_2, x)))
-    feats = t.project(vit._ln(t.ln_post, x[:, :nq]))
+        q, k, v = vit.qkv(blk, vit.ln(blk.ln_1, x), rope)
+        x = x + blk.ls_1(vit.out(blk, F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)))
+        x = x + blk.ls_2(vit.mlp(blk, vit.ln(blk.ln_2, x)))
+    feats = vit.project(x[:, :nq])
     return torch.cat([feats[b, :len(m)] for b, m in enumerate(masks)])
 
 
@@ -95,7 +97,8 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
 
     Args:
         clip: keyword arguments of :func:`ovdense.clip.build_clip` (both towers are built from it).
-        mode: student last-block mode (reference: ``'maskclip'``, the value path with residual + FFN).
+        method: the student's dense method config (:mod:`ovdense.models.methods`; reference:
+            ``dict(type='OVMaskCLIP')``, the value path with residual + FFN).
         pos_interp: student position-embedding interpolation (reference: ``'bicubic'`` by size).
         region_pool: student region features of the boxes: ``'roi_align'`` on the normalised dense
             map (reference v2), ``'mask'`` (mean of the normalised tokens in the box mask) or
@@ -106,14 +109,17 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
             ``alpha * student + (1 - alpha) * teacher`` (reference 0.7 for B, 0.95 for L).
         text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config: the classes of region
             classification (``mode='predict'``), embedded with the student's (frozen) text tower.
+        losses: the distillation losses summed (:mod:`ovdense.models.losses`, each with its ``weight``); CLIPSelf:
+            ``[dict(type='OVRegionCosineLoss')]``.
         data_preprocessor: mmengine data preprocessor config (images arrive normalised).
     """
 
     training_free = True  # region classification needs the CLIP weights only
 
-    def __init__(self, clip: dict, mode: str = 'maskclip', *, pos_interp: str = 'bicubic',
+    def __init__(self, clip: dict, method: dict | None = None, *, pos_interp: str = 'bicubic',
                  region_pool: str = 'roi_align', train_blocks: int | None = None, alpha: float = 0.7,
-                 text_encoder: dict | None = None, data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 text_encoder: dict | None = None, losses: Sequence[dict] | None = None,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'),
                          init_cfg=init_cfg)
         if region_pool not in REGION_POOLS:
@@ -121,7 +127,7 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         if not 0 <= alpha <= 1:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         self.clip_cfg = dict(clip)
-        self.student = OVCLIPViT(build_clip(**clip), mode, pos_interp=pos_interp, frozen=False)
+        self.student = OVCLIPViT(build_clip(**clip), method or dict(type='OVMaskCLIP'), pos_interp=pos_interp, frozen=False)
         self.student.tower.require_cls(f"CLIPSelf's region queries are copies of the CLS token "
                                        f"('{self.student.clip.name}')")
         self.teacher: CLIPModel = build_clip(**clip)
@@ -129,6 +135,10 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         self.region_pool = region_pool
         self.alpha = alpha
         self.text_encoder = build_text_encoder(text_encoder)
+        self.losses = nn.ModuleList(build_distill_loss(c) for c in (losses or [dict(type='OVRegionCosineLoss')]))
+        names = [loss.name for loss in self.losses]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f'losses must be at least one, each of another kind; got {names}')
         self._freeze(train_blocks)
 
     @property
@@ -190,21 +200,22 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         return self._predict(dense, data_samples)
 
     def _loss(self, images: torch.Tensor, samples: list[dict]) -> dict[str, torch.Tensor]:
-        boxes = [s['boxes'] for s in samples]
-        crops = torch.cat([s['crops'] for s in samples]).to(images)
-        with torch.no_grad():
-            teacher = F.normalize(self.teacher.encode_image(crops), dim=-1)
-        student = F.normalize(self.region_features(images, None, boxes), dim=-1)
-        dissim = (1 - (student * teacher).sum(-1)).sum()
-        stats = torch.stack([dissim.detach(), torch.tensor(float(len(teacher)), device=images.device)])
-        world = 1
-        if dist.is_available() and dist.is_initialized():
-            world = dist.get_world_size()
-            dist.all_reduce(stats)  # region count and loss sum of the global batch
-        count = stats[1].clamp(min=1)
-        # DDP averages gradients over processes: dissim * world / count gives the gradient of the
-        # global-batch mean. cos_dissim (logged, not optimised) is that global mean itself.
-        return dict(loss_cosine=dissim * world / count, cos_dissim=stats[0] / count)
+        batch = DistillBatch(images=images, boxes=[s['boxes'] for s in samples],
+                             crops=torch.cat([s['crops'] for s in samples]).to(images), student=self.student,
+                             teacher=self.teacher, region_features=self.region_features, samples=samples)
+        out = {}
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        for loss in self.losses:
+            total, count = loss(batch)
+            stats = torch.stack([total.detach(), count.to(total)])
+            if world > 1:
+                dist.all_reduce(stats)  # the loss sum and item count of the global batch
+            count = stats[1].clamp(min=1)
+            # DDP averages gradients over processes: total * world / count gives the gradient of the global-batch
+            # mean; the logged value (not optimised) is that global mean itself
+            out[f'loss_{loss.name}'] = loss.weight * total * world / count
+            out[loss.log_name or f'{loss.name}_mean'] = stats[0] / count
+        return out
 
     # ---------------------------------------------------------- classification
     @staticmethod

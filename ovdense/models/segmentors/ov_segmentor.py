@@ -149,8 +149,14 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
     # --------------------------------------------------------------- inference
     def patch_logits(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(n, Q, h, w) cosine similarities of patches and queries for (n, 3, H, W) images."""
-        feats = self.backbone.dense_features(images, normalize=True)
+        feats = self._dense(images, text)
         return torch.einsum('ndhw,qd->nqhw', feats, text.to(feats.dtype))
+
+    def _dense(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(n, D, h, w) normalised patch features; the queries (Q, D) reach methods that read the vocabulary."""
+        if getattr(self.backbone, 'needs_text', False):
+            return self.backbone.dense_features(images, normalize=True, text=text)
+        return self.backbone.dense_features(images, normalize=True)
 
     def _window_pad(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(left, right, top, bottom) zero padding of a window: to a multiple of the patch size
@@ -164,10 +170,12 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
             ph, pw = max(p - height, 0), max(p - width, 0)
         return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
-    def window_features(self, image: torch.Tensor, *, progress: ProgressFn | None = None) -> list[_Window]:
+    def window_features(self, image: torch.Tensor, text: torch.Tensor, *,
+                        progress: ProgressFn | None = None) -> list[_Window]:
         """Normalised patch features of every sliding window of one image (3, H, W): what the logits of
-        any query and any pixel are computed from (patch resolution, independent of the vocabulary).
-        ``progress`` gets ``('windows', done, total)`` after each window batch."""
+        any query and any pixel are computed from (patch resolution; independent of the vocabulary ``text``
+        (Q, D) unless the method reads it). ``progress`` gets ``('windows', done, total)`` after each window
+        batch."""
         H, W = image.shape[-2:]
         boxes = slide_windows(H, W, self.slide_crop, self.slide_stride) if self.slide_crop > 0 else [(0, 0, H, W)]
         out = []
@@ -176,7 +184,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
             y1, x1, y2, x2 = chunk[0]
             pad = self._window_pad(y2 - y1, x2 - x1)
             crops = F.pad(torch.stack([image[:, a:c, b:d] for a, b, c, d in chunk]), pad)
-            feats = self.backbone.dense_features(crops, normalize=True)
+            feats = self._dense(crops, text)
             out += [_Window(box, f, crops.shape[-2:], (pad[2], pad[0])) for box, f in zip(chunk, feats)]
             if progress is not None:
                 progress('windows', len(out), len(boxes))
@@ -205,7 +213,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
     def encode_image(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(Q, H, W) cosine logits at input resolution for one normalised image (3, H, W)."""
         H, W = image.shape[-2:]
-        return self.window_logits(self.window_features(image), text, (0, 0, H, W))
+        return self.window_logits(self.window_features(image, text), text, (0, 0, H, W))
 
     def _region_logits(self, windows: Sequence[_Window], text: torch.Tensor, in_hw: tuple[int, int],
                        out_hw: tuple[int, int], region: tuple[int, int, int, int]) -> torch.Tensor:
@@ -280,7 +288,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                            # (PAMR's three copies come after those are freed)
                            bytes_per_px=4 * (8 + (24 if self.pamr is not None else 0)), bytes_per_query_px=4 * 7,
                            tile=self.tile_size, max_queries=self.chunk_queries)
-        windows = self.window_features(image, progress=progress)
+        windows = self.window_features(image, text, progress=progress)
         all_tiles = list(tiles(H0, W0, plan.tile))
         label = torch.zeros((1, H0, W0), dtype=torch.long, device=image.device)
         s = probs_stride
