@@ -52,3 +52,17 @@ def test_proxyclip_reference():
     bad = [(c.name, c.diff) for c in checks if not c.ok]
     assert not bad, bad
 
+
+@requires_shared
+@pytest.mark.parametrize('ref,keys', [
+    ('scclip', {'window_block_outputs', 'window_lof_scores', 'window_outlier_mismatches', 'window_repaired_tokens',
+                'window_attn_main', 'window_agg3_out', 'window_dense_features', 'shared224_outlier_mismatches',
+                'postprocess_probe_label_mismatches', 'protocol_knobs'}),
+])
+def test_one_file_method_references(ref, keys):
+    """SC-CLIP (its six windows in one batch) through its shipped VOC21 config with reference_quirks."""
+    checks = run_case(golden_dir() / ref / 'case_a.pt')
+    assert keys | {'input', 'text_embeddings', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches'} <= {
+        c.name for c in checks}
+    bad = [(c.name, c.diff) for c in checks if not c.ok]
+    assert not bad, bad

@@ -76,8 +76,10 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
     if ref == 'clipself_eva':
         return _run_eva_clipself(case, case_path.parent, REPO / EVA_CLIPSELF_CONFIG)
+    if ref == 'scclip':
+        return _run_scclip(case, golden_dir, _protocol_config(case))
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip', 'scclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -456,4 +458,158 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
         checks.append(Check('masks_feature_grid_mismatches', float((grid != case['masks_feature_grid']).sum()), 0))
         add('mask_pooled_features', mask_features(dense, [case['masks_feature_grid']]), case['mask_pooled_features'])
     return checks
+
+
+def _protocol_config(case: dict) -> Path:
+    """Our shipped config of the case's reference and protocol file (``configs/cfg_<dataset>.py``)."""
+    from ovdense.apis import find_config
+    dataset = Path(case['config_file']).stem.removeprefix('cfg_').replace('city_scapes', 'cityscapes')
+    return find_config(case['reference'], dataset)
+
+
+class _Recorder:
+    """Records the arguments and results of named functions or methods while a block runs (values untouched)."""
+
+    def __init__(self, *targets: tuple[object, str]) -> None:
+        self.targets, self.calls = targets, {name: [] for _, name in targets}
+
+    def __enter__(self) -> '_Recorder':
+        # (object, name, the original, whether the object itself held it): instances get a wrapper of their own
+        self.saved = [(obj, name, getattr(obj, name), name in vars(obj)) for obj, name in self.targets]
+        for obj, name, fn, _ in self.saved:
+            def wrapper(*args, _fn=fn, _name=name, **kwargs):
+                out = _fn(*args, **kwargs)
+                self.calls[_name].append((args, kwargs, out))
+                return out
+            setattr(obj, name, wrapper)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for obj, name, fn, own in reversed(self.saved):
+            if own:
+                setattr(obj, name, fn)
+            else:
+                delattr(obj, name)
+
+
+def _build_protocol_model(case: dict, golden_dir: Path, config: Path):
+    """Our config of the case's protocol with the case's CLIP (files named by the case, relative to the golden root)
+    and the method's ``reference_quirks`` on; the test pipeline's input of the case's image."""
+    import mmcv
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import ovdense.models  # noqa: F401
+    cfg = Config.fromfile(str(config))
+    init_default_scope('mmseg')
+    cfg.model.backbone.clip = dict(config_file=str(golden_dir / case['clip_config']),
+                                   checkpoint=str(golden_dir / case['clip_weights']))
+    cfg.model.backbone.method.reference_quirks = True
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    pipeline = Compose([t for t in cfg.test_pipeline if t['type'] != 'LoadAnnotations'])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / 'image.png')
+        mmcv.imwrite(case['image_rgb_uint8'].numpy()[:, :, ::-1], path)
+        data = model.data_preprocessor({k: [v] for k, v in pipeline(dict(img_path=path)).items()}, False)
+    return model, data['inputs'], data['data_samples'][0].metainfo
+
+
+def _text_checks(model, case: dict, checks: list[Check]) -> torch.Tensor:
+    vocab = model.vocabulary
+    checks.append(Check('vocabulary_queries', float(vocab.queries != list(case['class_names'])), 0))
+    checks.append(Check('vocabulary_query_to_class', float(not torch.equal(vocab.query_to_class, case['query_to_class'])), 0))
+    checks.append(Check('templates', float(list(model.text_encoder.prompt_templates()) != list(case['templates'])), 0))
+    text = model.class_embeddings().queries
+    checks.append(Check('text_embeddings', _max_diff(text, case['text_embeddings'])))
+    return text
+
+
+def _set_checks(name: str, mine: torch.Tensor, gold: list, checks: list[Check]) -> None:
+    """Discrete decisions: per window, the symmetric difference of two index sets (0 = identical)."""
+    diff = sum(len(set(torch.nonzero(m).flatten().tolist()) ^ set(map(int, g))) for m, g in zip(mine, gold))
+    checks.append(Check(f'{name}_mismatches', float(diff), 0))
+
+
+def _run_scclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """SC-CLIP: our protocol config (CLIP from the case, the reference's LOF); the six windows in one batch."""
+    from ovdense.models.methods import scclip
+    from ovdense.models.utils import slide_windows
+
+    model, inputs, meta = _build_protocol_model(case, golden_dir, config)
+    bb, m, proto = model.backbone, model.backbone.method, case['protocol']
+    checks: list[Check] = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    knobs = dict(logit_scale=model.logit_scale, prob_thd=model.prob_thd, area_thd=model.area_thd,
+                 slide_crop=model.slide_crop, slide_stride=model.slide_stride, pre_adjust_idx=m.pre_adjust_idx,
+                 post_adjust_idx=m.post_adjust_idx, multi_start_idx=m.multi_start_idx, multi_end_idx=m.multi_end_idx,
+                 res_cls=m.res_cls, beta=m.beta, lof_n_neighbors=m.n_neighbors, lof_contamination=m.contamination,
+                 simi_scale=m.attn_temperature, patch_size=bb.patch_size)
+    checks.append(Check('protocol_knobs', float(sum(knobs[k] != proto[k] for k in knobs)), 0))
+    text = _text_checks(model, case, checks)
+    add('input', inputs, case['input'])
+    windows = slide_windows(*inputs.shape[-2:], model.slide_crop, model.slide_stride)
+    checks.append(Check('slide_windows', float(not torch.equal(torch.tensor(windows), case['slide_windows_y1x1y2x2'])), 0))
+    x = torch.cat([case['input'][:, :, a:c, b:d] for a, b, c, d in windows])  # all windows in one batch
+    targets = [(scclip, n) for n in ('local_outlier_factor', 'nearest_neighbours', 'repair', 'aggregate',
+                                      'thresholded_similarity')]
+    with torch.no_grad(), _Recorder(*targets, (m, 'attention'), (m, 'attention_probs'), (bb, 'trunk')) as rec:
+        out = bb.forward_tokens(x)
+    calls = rec.calls
+    add('window_block_outputs', torch.stack(calls['trunk'][0][2].outputs, 1), case['window_block_outputs'])
+    lof = calls['local_outlier_factor'][0][2]
+    add('window_lof_scores', lof, case['window_lof_scores'])
+    knn_d, knn_i = calls['nearest_neighbours'][0][2]
+    gold_d = case['window_lof_knn_sqdist']  # squared distances of tokens of norm ~40: relative
+    checks.append(Check('window_lof_knn_sqdist_relative', _max_diff(knn_d, gold_d) / gold_d.abs().max().item()))
+    # the neighbour sets (their order among equal distances is the sort's)
+    checks.append(Check('window_lof_knn_set_mismatches', float(
+        (knn_i.sort(-1).values != case['window_lof_knn_indices'].sort(-1).values).any(-1).sum()), 0))
+    add('window_lof_threshold', torch.quantile(lof, 1 - m.contamination, dim=1), case['window_lof_threshold'])
+    _set_checks('window_outlier', calls['repair'][0][0][1].flatten(1), case['window_outlier_indices'], checks)
+    tokens = lambda t: t.flatten(2).transpose(1, 2)  # noqa: E731
+    add('window_pre_adjust_repaired', tokens(calls['repair'][0][2]), case['window_pre_adjust_repaired'])
+    add('window_repaired_tokens', tokens(calls['repair'][1][2]), case['window_repaired_tokens'])
+    add('window_mid_simi', calls['thresholded_similarity'][0][2][0], case['window_mid_simi'])
+    add('window_simi_mean', calls['thresholded_similarity'][0][2][0].mean((1, 2)), case['window_simi_mean'])
+    add('window_agg1_out', calls['aggregate'][0][2], case['window_agg1_out'])
+    add('window_attn_main', calls['attention_probs'][0][2], case['window_attn_main'])
+    add('window_custom_attn_main_out', calls['attention'][0][2], case['window_custom_attn_main_out'])
+    add('window_after_simi_thr', calls['thresholded_similarity'][1][2][1], case['window_after_simi_thr'])
+    add('window_agg2_out', calls['aggregate'][1][2], case['window_agg2_out'])
+    add('window_multilevel_sum_patches', calls['attention'][1][0][2], case['window_multilevel_sum'][:, 1:])
+    add('window_attn_multi', calls['attention_probs'][1][2], case['window_attn_multi'])
+    add('window_custom_attn_multi_out', calls['attention'][1][2], case['window_custom_attn_multi_out'])
+    add('window_agg3_in', calls['aggregate'][2][0][0], case['window_agg3_in'])
+    add('window_agg3_out', calls['aggregate'][2][2], case['window_agg3_out'])
+    add('window_dense_features', out.tokens, case['window_dense_features'])
+    with torch.no_grad():
+        add('window_patch_logits', model.patch_logits(x, text), case['window_patch_logits'])
+        shared = torch.load(golden_dir / 'shared_input_224.pt', weights_only=True)['input']
+        add('shared224_dense_features', bb.forward_tokens(shared).tokens, case['shared224_dense_features'])
+        add('shared224_patch_logits', model.patch_logits(shared, text), case['shared224_patch_logits'])
+        with _Recorder((scclip, 'local_outlier_factor')) as rec:
+            bb.forward_tokens(shared)
+        add('shared224_lof_scores', rec.calls['local_outlier_factor'][0][2][0], case['shared224_lof_scores'])
+        _set_checks('shared224_outlier', m.outliers(bb.trunk(shared, stop=-1).tokens[:, 1:]),
+                    [case['shared224_outlier_indices']], checks)
+    _segmentation_checks(model, inputs, meta, case, checks)
+    return checks
+
+
+def _segmentation_checks(model, inputs: torch.Tensor, meta: dict, case: dict, checks: list[Check]) -> None:
+    """The whole image through the segmentor, and the post-processing probe of the case if it has one."""
+    res = model.inference(inputs, [dict(img_shape=inputs.shape[-2:], ori_shape=meta['ori_shape'])],
+                          return_probs=True, return_raw=True)[0]
+    checks.append(Check('seg_logits_raw', _max_diff(res['logits'][None], case['seg_logits_raw'])))
+    checks.append(Check('seg_logits', _max_diff(res['probs'], case['seg_logits'])))
+    checks.append(Check('pred_label_mismatches', float((res['label'] != case['pred_label']).sum()), 0))
+    if 'postprocess_probe_input' in case:
+        probs, label = model.postprocess(case['postprocess_probe_input'][0], case['query_to_class'])
+        checks.append(Check('postprocess_probe_seg_logits', _max_diff(probs, case['postprocess_probe_seg_logits'])))
+        checks.append(Check('postprocess_probe_label_mismatches',
+                            float((label != case['postprocess_probe_pred_label']).sum()), 0))
 

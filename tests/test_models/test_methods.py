@@ -1,18 +1,21 @@
-"""Dense methods as components: the registry, a user's own method from a config."""
+"""Dense methods as components: the registry, a user's own method from a config, and SC-CLIP's pieces against
+independent recipes (the golden cases are in test_parity)."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ovdense.apis import inference_model, init_model
 from ovdense.models.methods import registered_methods
-from ovdense.testing import random_images
+from ovdense.models.methods.scclip import local_outlier_factor, repair
+from ovdense.testing import random_images, tiny_method
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_shipped_method_is_registered():
-    assert {'vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip'} <= set(registered_methods())
+    assert {'vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip', 'proxyclip', 'scclip'} <= set(registered_methods())
 
 
 def test_a_users_method_from_its_own_module_runs_through_the_api(tmp_path):
@@ -36,3 +39,41 @@ def test_a_users_method_from_its_own_module_runs_through_the_api(tmp_path):
         manual = bb.project(bb.out(blk, torch.softmax(k @ k.transpose(-2, -1) / k.shape[-1] ** 0.5 / 0.5, -1) @ v))
         assert torch.allclose(bb.forward_tokens(x).tokens, manual, atol=1e-5)
 
+
+def test_standard_lof_is_scikit_learns_and_the_reference_one_differs():
+    from sklearn.neighbors import LocalOutlierFactor
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(2, 60, 8, generator=g), 6 * torch.randn(2, 4, 8, generator=g)], 1)  # 4 far points
+    ours = local_outlier_factor(x, 10)
+    for b in range(2):
+        ref = -LocalOutlierFactor(n_neighbors=10).fit(x[b].double().numpy()).negative_outlier_factor_
+        assert np.allclose(ours[b].numpy(), ref, atol=1e-4)
+    quirk = local_outlier_factor(x, 10, reference_quirks=True)
+    assert not torch.allclose(quirk, ours, atol=1e-2)
+    # the reference's: squared distances, the point's own k-distance (LRD = k / kd)
+    d = torch.cdist(x, x) ** 2
+    knn_d, knn_i = d.topk(11, largest=False)
+    lrd = 10 / knn_d[..., -1]
+    expected = (torch.gather(lrd, 1, knn_i[..., 1:].flatten(1)).view(2, 64, 10) / lrd[..., None]).mean(-1)
+    assert torch.allclose(quirk, expected, rtol=1e-4)
+
+
+def test_repair_takes_the_mean_of_valid_neighbours_only():
+    maps = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    out = torch.zeros(2, 4, 5, dtype=torch.bool)
+    out[0, 0, 0] = out[0, 0, 1] = True  # a corner outlier next to another outlier
+    out[1, 2, 2] = True
+    got = repair(maps, out)
+    # (0, 0): its valid neighbours are (1, 0), (1, 1) (the outlier (0, 1) is skipped)
+    assert torch.allclose(got[0, :, 0, 0], (maps[0, :, 1, 0] + maps[0, :, 1, 1]) / 2)
+    nb = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2), (3, 3)]
+    assert torch.allclose(got[1, :, 2, 2], torch.stack([maps[1, :, r, c] for r, c in nb]).mean(0))
+    keep = ~out[:, None].expand_as(maps)
+    assert torch.equal(got[keep], maps[keep])  # everything else untouched, per image
+
+
+def test_method_knobs_are_checked_against_the_clip():
+    clip, _, _ = tiny_method('scclip')  # 4 blocks
+    from ovdense.models import OVCLIPViT
+    with pytest.raises(ValueError, match='set the indices for this model'):
+        OVCLIPViT(clip, dict(type='OVSCCLIP'))  # the reference's 12-block indices
