@@ -58,9 +58,12 @@ def test_proxyclip_reference():
     ('scclip', {'window_block_outputs', 'window_lof_scores', 'window_outlier_mismatches', 'window_repaired_tokens',
                 'window_attn_main', 'window_agg3_out', 'window_dense_features', 'shared224_outlier_mismatches',
                 'postprocess_probe_label_mismatches', 'protocol_knobs'}),
+    ('resclip', {'attention_rcs', 'omega_cached', 'temp_probs_argmax_mismatches', 'patch_matrix_mismatches',
+                 'valid_paths_mismatches', 'attention_sfr', 'final_attn_logits', 'probe_thd0_attention_sfr',
+                 'block_inputs', 'protocol_knobs'}),
 ])
 def test_one_file_method_references(ref, keys):
-    """SC-CLIP (its six windows in one batch) through its shipped VOC21 config with reference_quirks."""
+    """SC-CLIP (its six windows in one batch) and ResCLIP through their shipped VOC21 configs with reference_quirks."""
     checks = run_case(golden_dir() / ref / 'case_a.pt')
     assert keys | {'input', 'text_embeddings', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches'} <= {
         c.name for c in checks}

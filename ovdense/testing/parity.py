@@ -76,10 +76,10 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
     if ref == 'clipself_eva':
         return _run_eva_clipself(case, case_path.parent, REPO / EVA_CLIPSELF_CONFIG)
-    if ref == 'scclip':
-        return _run_scclip(case, golden_dir, _protocol_config(case))
+    if ref in ('scclip', 'resclip'):
+        return (_run_scclip if ref == 'scclip' else _run_resclip)(case, golden_dir, _protocol_config(case))
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip', 'scclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip', 'scclip', 'resclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -613,3 +613,71 @@ def _segmentation_checks(model, inputs: torch.Tensor, meta: dict, case: dict, ch
         checks.append(Check('postprocess_probe_label_mismatches',
                             float((label != case['postprocess_probe_pred_label']).sum()), 0))
 
+
+def _run_resclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """ResCLIP: our protocol config (CLIP from the case, the reference's arithmetic), the case's window(s), the
+    224 px forward and its temp_thd = 0 probe."""
+    from ovdense.models.backbones import interpolate_pos_embed
+    from ovdense.models.methods import resclip
+
+    model, inputs, meta = _build_protocol_model(case, golden_dir, config)
+    bb, m, proto = model.backbone, model.backbone.method, case['protocol']
+    checks: list[Check] = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    knobs = dict(gaussian_std=m.std, temp_thd=m.temp_thd, delete_same_entity=m.delete_same_entity,
+                 attn_rcs_weights=list(m.rcs_weights), attn_sfr_weights=list(m.sfr_weights),
+                 rcs_layers_0based=list(m.rcs_blocks), logit_scale=model.logit_scale, prob_thd=model.prob_thd,
+                 area_thd=model.area_thd, slide_crop=model.slide_crop, slide_stride=model.slide_stride,
+                 temp_pamr=dict(num_iter=m.pamr.num_iter, dilations=list(m.pamr.dilations)), patch_size=bb.patch_size)
+    checks.append(Check('protocol_knobs', float(sum(knobs[k] != proto[k] for k in knobs)), 0))
+    checks.append(Check('temp_logit_scale', float(m.temp_logit_scale != proto['logit_scale']), 0))
+    text = _text_checks(model, case, checks)
+    add('input', inputs, case['input'])
+    (y1, x1, y2, x2), = case['windows_y1x1y2x2'].tolist()
+    x = case['input'][:, :, y1:y2, x1:x2]
+
+    def forward(x: torch.Tensor, prefix: str) -> None:
+        targets = [(resclip, n) for n in ('neighbourhood_bias', 'patch_vote', 'valid_paths', 'feedback_matrix')]
+        with torch.no_grad(), _Recorder(*targets, (m, 'temp_pixels'), (m, 'temp_labels'), (m, '_mix_rcs'),
+                                        (m, 'attention_logits'), (bb, 'out')) as rec:
+            out = bb.forward_tokens(x, text=text)
+        c = rec.calls
+        gold = case[f'{prefix}temp_patch_logits']
+        add(f'{prefix}temp_patch_logits', c['temp_labels'][0][0][1], gold if gold.dim() == 4 else gold[None])
+        prob, arg = c['temp_pixels'][0][2]
+        add(f'{prefix}temp_probs_max', prob, case[f'{prefix}temp_probs_max'][None])
+        checks.append(Check(f'{prefix}temp_probs_argmax_mismatches',
+                            float((arg != case[f'{prefix}temp_probs_argmax']).sum()), 0))
+        checks.append(Check(f'{prefix}patch_matrix_mismatches',
+                            float((c['patch_vote'][0][2] != case[f'{prefix}patch_matrix']).sum()), 0))
+        checks.append(Check(f'{prefix}valid_paths_mismatches',
+                            float((c['valid_paths'][0][2] != case[f'{prefix}valid_paths']).sum()), 0))
+        add(f'{prefix}attention_sfr', c['feedback_matrix'][0][2], case[f'{prefix}attention_sfr'][1:, 1:])
+        add(f'{prefix}dense_features', out.tokens, case[f'{prefix}dense_features'])
+        add(f'{prefix}patch_logits', model.patch_logits(x, text), case[f'{prefix}patch_logits'])
+        if not prefix:
+            add('omega_cached', c['neighbourhood_bias'][0][2], case['omega_cached'])
+            add('temp_attn', c['_mix_rcs'][0][2], case['temp_attn'][None])
+            add('temp_custom_attn_out', c['out'][-2][2], case['temp_custom_attn_out'][None])  # after the trunk's
+            add('final_attn_logits', c['attention_logits'][1][2], case['final_attn_logits'][None])
+            add('final_attn', c['_mix_rcs'][1][2], case['final_attn'][None])
+            add('final_custom_attn_out', c['out'][-1][2], case['final_custom_attn_out'][None])
+            add('attention_rcs', c['_mix_rcs'][0][0][1], case['attention_rcs'][None])
+
+    forward(x, '')
+    with torch.no_grad():
+        h, w = case['n_patches']
+        add('pos_embed_interpolated', interpolate_pos_embed(bb.tower.positional_embedding, (h, w),
+                                                            method=bb.pos_interp)[None], case['pos_embed_interpolated'])
+        trunk = bb.trunk(x, stop=-1, keep_outputs=True)
+        add('block_inputs', torch.cat([bb.embed(x)[0], *trunk.outputs]), case['block_inputs'])
+    shared = torch.load(golden_dir / 'shared_input_224.pt', weights_only=True)['input']
+    forward(shared, 'shared224_')
+    thd = m.temp_thd
+    m.temp_thd = case['probe_thd0_temp_thd']
+    try:
+        forward(shared, 'probe_thd0_')
+    finally:
+        m.temp_thd = thd
+    _segmentation_checks(model, inputs, meta, case, checks)
+    return checks
