@@ -185,25 +185,29 @@ def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageI
     pipeline = _pipeline(cfg, cfg.get('default_scope', 'mmseg'))
     vocab = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
     out = []
-    with model.vocabulary_as(vocab):
-        names = tuple(model.vocabulary.names)
-        for i, item in enumerate(items):
-            if isinstance(item, np.ndarray):
-                if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-                    raise ImageReadError(f'image {i}: expected an (H, W, 3) uint8 BGR array, got {item.dtype} '
-                                         f'{tuple(item.shape)}')
-                check_image_size(item.shape[0], item.shape[1], f'image {i}')
-                img, path = np.ascontiguousarray(item), None
-            else:
-                img, path = np.ascontiguousarray(read_image(item)[:, :, ::-1]), os.fspath(item)
-            data = pipeline(dict(img=img, img_id=i, img_path=path))
-            batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
-            stages = dict(progress=progress) if progress is not None and getattr(model, 'training_free', False) else {}
-            sample = model.predict(batch['inputs'], batch['data_samples'], **stages)[0]
-            sample.set_metainfo(dict(classes=names, img_path=path))
-            out.append(sample)
-            if progress is not None:
-                progress('images', i + 1, len(items))
+    names = tuple((vocab if vocab is not None else model.vocabulary).names)
+    # the vocabulary travels with each image (its metainfo, as mmdet's grounding models carry 'text'): the model
+    # is not changed, so concurrent calls with other vocabularies do not meet
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
+                raise ImageReadError(f'image {i}: expected an (H, W, 3) uint8 BGR array, got {item.dtype} '
+                                     f'{tuple(item.shape)}')
+            check_image_size(item.shape[0], item.shape[1], f'image {i}')
+            img, path = np.ascontiguousarray(item), None
+        else:
+            img, path = np.ascontiguousarray(read_image(item)[:, :, ::-1]), os.fspath(item)
+        data = pipeline(dict(img=img, img_id=i, img_path=path))
+        batch = model.data_preprocessor({k: [v] for k, v in data.items()}, False)
+        if vocab is not None:
+            for s in batch['data_samples']:
+                s.set_metainfo(dict(vocabulary=vocab))
+        stages = dict(progress=progress) if progress is not None and getattr(model, 'training_free', False) else {}
+        sample = model.predict(batch['inputs'], batch['data_samples'], **stages)[0]
+        sample.set_metainfo(dict(classes=names, img_path=path))
+        out.append(sample)
+        if progress is not None:
+            progress('images', i + 1, len(items))
     return out[0] if single else out
 
 

@@ -43,6 +43,29 @@ def test_small_budget_gives_the_same_segmentation(model):
     assert whole.metainfo['classes'] == tuple(VOCAB.names)
 
 
+def test_concurrent_calls_with_other_vocabularies_do_not_meet(model):
+    """The vocabulary travels with the images (their metainfo), not through the model: two threads segmenting with
+    different vocabularies each get exactly what they get alone, and the model's own vocabulary is untouched."""
+    from concurrent.futures import ThreadPoolExecutor
+    images = [_image(64, 80, seed=s) for s in range(4)]
+    vocabs = [VOCAB, Vocabulary.from_list(['snow', 'sand', 'ring', 'cross'])]
+    alone = {(v, i): inference_model(model, im, vocabulary=vocabs[v]).pred_sem_seg.data
+             for v in range(2) for i, im in enumerate(images)}
+    own = model.vocabulary
+
+    def run(job):
+        v, i = job
+        out = inference_model(model, images[i], vocabulary=vocabs[v])
+        return job, out.pred_sem_seg.data, out.metainfo['classes']
+
+    jobs = [(v, i) for _ in range(3) for i in range(4) for v in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        for (v, i), label, classes in pool.map(run, jobs):
+            assert classes == tuple(vocabs[v].names) and torch.equal(label, alone[(v, i)]), (v, i)
+    assert model.vocabulary == own
+    assert len(alone[(1, 0)].unique()) > 1 and not torch.equal(alone[(0, 0)], alone[(1, 0)])
+
+
 @pytest.mark.parametrize('shape', [(1, 400), (3, 5000), (500, 2)])
 def test_thin_images(model, shape):
     out = inference_model(model, _image(*shape), vocabulary=VOCAB)

@@ -211,6 +211,8 @@ def test_plugin_config_one_train_and_one_test_iteration():
         assert len(out) == 2 and out[0].pred_instances.bboxes.shape[1] == 4
         labels = out[1].pred_instances.labels
         assert labels.numel() == 100 and int(labels.max()) >= 3  # 80 COCO classes compete
-        with model.vocabulary_as(['cat', 'dog', 'zebra']):  # the vocabulary is an input: 3 classes now
-            small = model.predict(*_det_batch(model))[1].pred_instances.labels
+        x, samples = _det_batch(model)
+        for s in samples:  # the vocabulary is an input, carried in the samples' metainfo: 3 classes now
+            s.set_metainfo(dict(vocabulary=['cat', 'dog', 'zebra']))
+        small = model.predict(x, samples)[1].pred_instances.labels
     assert small.numel() > 0 and int(small.max()) < 3 and len(model.vocabulary) == 80

@@ -57,6 +57,6 @@ class OVFViT(TextSideMixin, TwoStageDetector):
             rpn_results_list = self.rpn_head.predict(x, batch_data_samples, rescale=False)
         else:
             rpn_results_list = [s.proposals for s in batch_data_samples]
-        with self.roi_head.inputs(self.class_embeddings(), dense):
+        with self.roi_head.inputs(self.class_embeddings(self.sample_vocabulary(batch_data_samples)), dense):
             results = self.roi_head.predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results)

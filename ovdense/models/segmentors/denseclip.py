@@ -9,6 +9,7 @@ from mmseg.models.utils import resize
 
 from ...clip import CLIPModel
 from ...registry import register
+from ...vocabulary import Vocabulary
 from ..text import OVContextDecoder, TextSideMixin, build_text_encoder, reduce_synonyms
 from ..utils.chunked import ChunkedPostprocessMixin
 
@@ -60,19 +61,26 @@ class OVDenseCLIP(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
     def text_clip(self) -> CLIPModel:
         return self.backbone.clip
 
-    def prompt_embeddings(self) -> torch.Tensor:
-        """(Q, D) unnormalised text embeddings of the names with the learnt context (before the decoder)."""
-        return self.text_encoder.encode_with_contexts(self.text_clip, self.vocabulary.queries)
+    def prompt_embeddings(self, vocabulary: Vocabulary | None = None) -> torch.Tensor:
+        """(Q, D) unnormalised text embeddings of the names (default: the model's) with the learnt context (before
+        the decoder)."""
+        vocab = vocabulary if vocabulary is not None else self.vocabulary
+        return self.text_encoder.encode_with_contexts(self.text_clip, vocab.queries)
 
-    def features(self, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def features(self, inputs: torch.Tensor, vocabulary: Vocabulary | None = None
+                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Backbone levels, levels with the score maps concatenated (after the neck), score maps
-        (B, K, h, w) and the image-conditioned text embeddings (B, Q, D)."""
+        (B, K, h, w) and the image-conditioned text embeddings (B, Q, D), for ``vocabulary`` (default: the model's;
+        the head was trained for its number of classes)."""
+        vocab = vocabulary if vocabulary is not None else self.vocabulary
+        if len(vocab) != len(self.vocabulary):
+            raise ValueError(f'DenseCLIP concatenates one score map per class into the pyramid its head was trained '
+                             f'on: {len(self.vocabulary)} classes, not {len(vocab)}')
         *levels, global_emb, visual = self.backbone(inputs)
         global_emb = global_emb.flatten(1)
         B, D, h, w = visual.shape
         context = torch.cat([global_emb[:, None], visual.flatten(2).transpose(1, 2)], 1)
-        vocab = self.vocabulary
-        text = self.prompt_embeddings()[None].expand(B, -1, -1)
+        text = self.prompt_embeddings(vocab)[None].expand(B, -1, -1)
         text = text + self.gamma * self.context_decoder(text, context)
         score = torch.einsum('bdhw,bqd->bqhw', F.normalize(visual, dim=1), F.normalize(text, dim=2))
         score = reduce_synonyms(score, vocab.query_to_class, len(vocab), dim=1)
@@ -84,6 +92,11 @@ class OVDenseCLIP(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
 
     def extract_feat(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         return self.features(inputs)[1]
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        """(B, K, H, W) logits, for the vocabulary the images' metainfo carries (default: the model's)."""
+        feats = self.features(inputs, self.sample_vocabulary(batch_img_metas))[1]
+        return self.decode_head.predict(feats, batch_img_metas, self.test_cfg)
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         levels, feats, score, _ = self.features(inputs)

@@ -394,7 +394,8 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=dict(img_shape=inputs.shape[2:], ori_shape=inputs.shape[2:]))
                             for _ in range(inputs.shape[0])]
-        results = self.inference(inputs, [s.metainfo for s in data_samples], progress=progress)
+        results = self.inference(inputs, [s.metainfo for s in data_samples], progress=progress,
+                                 vocabulary=self.sample_vocabulary(data_samples))
         for sample, res in zip(data_samples, results):
             sample.set_data(dict(pred_sem_seg=PixelData(data=res['label'])))
             if 'probs' in res:

@@ -82,7 +82,7 @@ class OVTextSegmentor(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
         """(B, K, H, W) logits of the head, or log-probabilities of the CLIP ensemble."""
         feats = self.extract_feat(inputs)
-        text = self.class_embeddings()
+        text = self.class_embeddings(self.sample_vocabulary(batch_img_metas))
         logits = self.decode_head.predict(self._head_inputs(feats, text), batch_img_metas, self.test_cfg)
         if self.training or self.clip_weight == (0.0, 0.0):
             return logits

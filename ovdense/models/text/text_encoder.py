@@ -6,7 +6,6 @@ import json
 import os
 import warnings
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -317,18 +316,18 @@ class TextSideMixin:
         """The :class:`ClassEmbeddings` of ``vocabulary`` (default: the model's) with the model's own CLIP."""
         return self.text_encoder(self.text_clip, vocabulary, progress=progress)
 
-    @contextmanager
-    def vocabulary_as(self, vocabulary: Any) -> Iterator[None]:
-        """Use ``vocabulary`` inside the block (None: the model's), then restore the model's."""
-        if vocabulary is None:
-            yield
-            return
-        previous = self.text_encoder._vocabulary
-        self.text_encoder.set_vocabulary(vocabulary)
-        try:
-            yield
-        finally:
-            self.text_encoder._vocabulary = previous
+    @staticmethod
+    def sample_vocabulary(data_samples: Sequence[Any] | None) -> Vocabulary | None:
+        """The vocabulary the data samples carry in their metainfo (``'vocabulary'``, as mmdet's grounding models
+        carry ``'text'``; data samples or their metainfo dicts), or None (the model's). The samples of one batch
+        must agree."""
+        metas = [s if isinstance(s, dict) else getattr(s, 'metainfo', {}) for s in data_samples or []]
+        given = [m['vocabulary'] for m in metas if m.get('vocabulary') is not None]
+        if not given:
+            return None
+        if len(given) != len(data_samples) or any(Vocabulary.coerce(v) != Vocabulary.coerce(given[0]) for v in given):
+            raise ValueError('the data samples of one batch carry different vocabularies; predict them apart')
+        return Vocabulary.coerce(given[0])
 
 
 def build_text_encoder(cfg: dict | None = None, **defaults: Any) -> OVTextEncoder:
