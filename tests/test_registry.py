@@ -32,7 +32,7 @@ def test_stock_mmdet_config_builds_ovdense_backbone(tmp_path):
     cfg_file = tmp_path / 'faster_ovclip.py'
     cfg_file.write_text(f"""
 _base_ = 'mmdet::_base_/models/faster-rcnn_r50_fpn.py'
-custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)  # mmdet configs: the detection entry
 model = dict(backbone=dict(_delete_=True, type='OVCLIPViT', clip=dict(model_cfg={TINY}), out_indices=(0, 1)))
 """)
     cfg = Config.fromfile(str(cfg_file))

@@ -1,6 +1,6 @@
 """Vision foundation models (VFMs) as proxies of patch affinity (ProxyCLIP): timm ViTs by name + local weights.
 
-Only this module (with :mod:`.adapter`) touches timm. The rest of ovdense sees :class:`VFM`:
+Only this package (:mod:`ovdense.clip`) touches timm. The rest of ovdense sees :class:`VFM`:
 ``patch_features(images) -> (B, C, h, w)``.
 
 DINO ViTs (``vit_base_patch8_224.dino``, ``vit_base_patch16_224.dino``, ``vit_small_patch*_224.dino``)
@@ -21,7 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .adapter import CheckpointError, PretrainedWeightsUnavailable, load_state_dict_file
+from .formats import CheckpointError, load_state_dict_file
+from .hub import PretrainedWeightsUnavailable
 
 # the input normalisation every supported VFM was trained with (ImageNet statistics of RGB in [0, 1])
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

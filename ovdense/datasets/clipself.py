@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..registry import register
-from ..clip.adapter import OPENAI_MEAN, OPENAI_STD
+from ..clip.model import OPENAI_MEAN, OPENAI_STD
 
 REGION_MODES = ('grid', 'proposals', 'annotations')
 

@@ -376,7 +376,7 @@ def _run_eva_clipself(case: dict, case_dir: Path, config: Path) -> list[Check]:
     import numpy as np
     from mmengine.config import Config
 
-    from ovdense.clip.adapter import rope_tables
+    from ovdense.clip.towers import rope_tables
     from ovdense.datasets.clipself import mask_to_grid
     from ovdense.models.backbones.clip_vit import OVCLIPViT, interpolate_pos_embed
     from ovdense.models.pretrainers.clipself import OVCLIPSelf, mask_features, roi_features

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ovdense.clip import CheckpointError, build_clip
-from ovdense.clip.adapter import eva_clip_to_open_clip, open_clip_to_eva_clip, rope_tables
+from ovdense.clip.formats import eva_clip_to_open_clip, open_clip_to_eva_clip
+from ovdense.clip.towers import rope_tables
 from ovdense.models import OVCLIPViT
 from ovdense.models.methods import registered_methods
 from ovdense.testing import TINY_EVA_CFG as TINY_EVA, golden_dir, random_images, tiny_method_config, tiny_queries

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ovdense.clip import PretrainedWeightsUnavailable, build_clip
-from ovdense.clip.adapter import MAPHead
+from ovdense.clip.towers import MAPHead
 from ovdense.models import OVCLIPViT
 from ovdense.models.methods import registered_methods
 from ovdense.testing import (TINY_SIGLIP_CFG, random_images, register_tiny_siglip, tiny_method_config, tiny_queries,

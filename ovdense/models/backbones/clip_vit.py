@@ -77,7 +77,7 @@ class OVCLIPViT(BaseModule):
     tower through this module's public pieces; :func:`~ovdense.models.methods.registered_methods` lists them (one
     file each in :mod:`ovdense.models.methods`, and any a user registers). The tokens end with ``ln_post`` and the projection into the text
     space. Towers without a CLS token (SigLIP) have only patch tokens, and their projection is the MAP head's
-    value path (:class:`~ovdense.clip.adapter.MAPHead`).
+    value path (:class:`~ovdense.clip.towers.MAPHead`).
 
     Args:
         clip: a :class:`CLIPModel` or the keyword arguments of :func:`ovdense.clip.build_clip`

@@ -72,5 +72,5 @@ class OVCLIPPretrainer(BaseModel):
 
     def export(self, out_dir: str | os.PathLike, name: str, *, dtype: torch.dtype | None = None) -> tuple[Path, Path]:
         """Write ``name.json`` (open_clip model config) and ``name.safetensors`` (weights, cast to ``dtype``
-        when given) for the adapter."""
+        when given) for :func:`ovdense.clip.build_clip`."""
         return self.clip.save(out_dir, name, dtype=dtype)

@@ -414,4 +414,4 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         return self.encode_decode(inputs, [])
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
-        raise NotImplementedError('OVSegmentor is training-free; train OVEncoderDecoder / DenseCLIP instead')
+        raise NotImplementedError('OVSegmentor is training-free; train OVTextSegmentor or OVDenseCLIP instead')

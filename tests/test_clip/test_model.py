@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable, build_clip, load_state_dict_file
-from ovdense.clip import adapter
+from ovdense.clip import hub, model as clip_model, templates
 from ovdense.testing import TINY_CLIP_CFG, golden_dir
 
 from ..conftest import requires_shared
@@ -88,9 +88,9 @@ def test_unknown_model_and_tag():
 
 
 def test_offline_pretrained_is_one_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(adapter, '_network_reachable', lambda host, timeout=3.0: False)
+    monkeypatch.setattr(hub, '_network_reachable', lambda host, timeout=3.0: False)
     with pytest.raises(PretrainedWeightsUnavailable) as e:
-        adapter.resolve_pretrained('ViT-B-16', 'openai', cache_dir=str(tmp_path))
+        hub.resolve_pretrained('ViT-B-16', 'openai', cache_dir=str(tmp_path))
     msg = str(e.value)
     assert "'openai'" in msg and 'checkpoint=PATH' in msg and '--checkpoint' in msg
 
@@ -99,7 +99,7 @@ def test_vit_tower_rejects_unsupported(tiny_clip):
     from open_clip import CLIP
     resnet = CLIP(embed_dim=32, vision_cfg=dict(layers=[1, 1, 1, 1], width=16, image_size=64),
                   text_cfg=TINY_CLIP_CFG['text_cfg'])
-    clip = adapter.CLIPModel(resnet, tiny_clip.tokenizer, name='rn-tiny')
+    clip = clip_model.CLIPModel(resnet, tiny_clip.tokenizer, name='rn-tiny')
     with pytest.raises(ValueError, match='VisionTransformer'):
         clip.vit_tower()
     tower = tiny_clip.vit_tower()
@@ -114,7 +114,7 @@ def test_text_fingerprint_tracks_weights(tiny_clip):
 
 
 def test_prompt_templates():
-    assert len(adapter.prompt_templates('openai')) == 80
-    assert len(adapter.prompt_templates('maskclip')) == 85
+    assert len(templates.prompt_templates('openai')) == 80
+    assert len(templates.prompt_templates('maskclip')) == 85
     with pytest.raises(ValueError, match="valid: \\['maskclip', 'none', 'openai', 'simple'\\]"):
-        adapter.prompt_templates('nope')
+        templates.prompt_templates('nope')

@@ -1,0 +1,180 @@
+"""Checkpoint files and key formats: weights-only loading, OpenAI state dicts, EVA-CLIP configs and key maps."""
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn as nn
+
+
+WEIGHT_FORMATS = ('open_clip', 'eva_clip')
+# keys present in OpenAI TorchScript state dicts that are not parameters
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
+    """open_clip model config of an OpenAI-format ViT state dict (as openai's ``build_model``)."""
+    width = state['visual.conv1.weight'].shape[0]
+    layers = len([k for k in state if k.startswith('visual.') and k.endswith('.attn.in_proj_weight')])
+    patch = state['visual.conv1.weight'].shape[-1]
+    grid = round((state['visual.positional_embedding'].shape[0] - 1) ** 0.5)
+    twidth = state['ln_final.weight'].shape[0]
+    return dict(embed_dim=state['text_projection'].shape[1], quick_gelu=True,
+                vision_cfg=dict(layers=layers, width=width, patch_size=patch, image_size=patch * grid),
+                text_cfg=dict(context_length=state['positional_embedding'].shape[0],
+                              vocab_size=state['token_embedding.weight'].shape[0], width=twidth,
+                              heads=twidth // 64,
+                              layers=len({k.split('.')[2] for k in state if k.startswith('transformer.resblocks')})))
+
+
+# ------------------------------------------------------------------------------- EVA-CLIP
+def is_eva_clip_config(cfg: Mapping[str, Any]) -> bool:
+    """True for an EVA-CLIP / CLIPSelf model config (``vision_cfg.eva_model_name``)."""
+    return 'eva_model_name' in cfg.get('vision_cfg', {})
+
+
+# the EVA-CLIP vision options of the EVA-02 variant timm implements (xattn / fusedLN only pick kernels)
+_EVA_REQUIRED = dict(postnorm=False, qkv_bias=True, rope=True, subln=True, naiveswiglu=True)
+
+
+def eva_clip_model_cfg(cfg: Mapping[str, Any]) -> dict:
+    """The open_clip model config of an EVA-CLIP config: a timm EVA-02 trunk of the same size (registered
+    with timm under a name made of its sizes) and open_clip's text tower."""
+    v, t = cfg['vision_cfg'], cfg['text_cfg']
+    unsupported = {k: v[k] for k, want in _EVA_REQUIRED.items() if k in v and v[k] != want}
+    if unsupported or v.get('layer_scale_init_value') or v.get('global_average_pool'):
+        raise ValueError(f'EVA-CLIP vision config not supported (EVA-02 with RoPE, sub-LN, SwiGLU, q/v bias): '
+                         f'{unsupported or v}')
+    heads = v['width'] // v.get('head_width', 64)
+    name = _register_eva_trunk(width=v['width'], depth=v['layers'], heads=heads, mlp_ratio=float(v['mlp_ratio']),
+                               patch=v['patch_size'], image=v['image_size'], ref=int(v.get('pt_hw_seq_len', 16)))
+    text = dict(context_length=t['context_length'], vocab_size=t['vocab_size'], width=t['width'],
+                heads=t['heads'], layers=t['layers'])
+    return dict(embed_dim=cfg['embed_dim'], custom_text=True,
+                vision_cfg=dict(image_size=v['image_size'], timm_model_name=name, timm_model_pretrained=False,
+                                timm_pool='token', timm_proj=None),
+                text_cfg=text)
+
+
+def _register_eva_trunk(*, width: int, depth: int, heads: int, mlp_ratio: float, patch: int, image: int,
+                        ref: int) -> str:
+    """A timm model name for an EVA-02 trunk of these sizes (EVA-CLIP's sub-LN / SwiGLU / RoPE variant,
+    timm's ``eva02_*_clip``), registered with timm on first use."""
+    import timm
+    from timm.models import build_model_with_cfg, register_model
+    from timm.models.eva import Eva
+    name = f'ovdense_eva02_w{width}_d{depth}_h{heads}_m{mlp_ratio:g}_p{patch}_i{image}_r{ref}'.replace('.', 'x')
+    if name not in timm.list_models(name):
+        def entry(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+            if pretrained:
+                raise ValueError(f'{name} has no timm pretrained weights: load an EVA-CLIP checkpoint')
+            args = dict(img_size=image, patch_size=patch, embed_dim=width, depth=depth, num_heads=heads,
+                        qkv_fused=False, mlp_ratio=mlp_ratio, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,
+                        use_rot_pos_emb=True, ref_feat_shape=(ref, ref), global_pool='token')
+            kwargs.pop('pretrained_cfg', None)
+            cfg = dict(architecture=name, input_size=(3, image, image), num_classes=0)
+            return build_model_with_cfg(Eva, name, False, pretrained_cfg=cfg, **dict(args, **kwargs))
+        entry.__name__ = name
+        entry.__module__ = __name__
+        register_model(entry)
+    return name
+
+
+# EVA-CLIP / CLIPSelf visual keys -> timm EVA-02 trunk keys (open_clip's ``visual.trunk.*``)
+_EVA_KEY_MAP = (('.attn.q_bias', '.attn.q_proj.bias'), ('.attn.v_bias', '.attn.v_proj.bias'),
+                ('.attn.inner_attn_ln.', '.attn.norm.'), ('.mlp.w1.', '.mlp.fc1_g.'), ('.mlp.w2.', '.mlp.fc1_x.'),
+                ('.mlp.ffn_ln.', '.mlp.norm.'), ('.mlp.w3.', '.mlp.fc2.'))
+
+
+def is_eva_clip_state(state: Mapping[str, torch.Tensor]) -> bool:
+    """True for an EVA-CLIP-format state dict (``visual.blocks.N.attn.q_bias`` ... ``mlp.w1``)."""
+    return any(k.startswith('visual.blocks.') and (k.endswith('.attn.q_bias') or '.mlp.w1.' in k) for k in state)
+
+
+def eva_clip_to_open_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An EVA-CLIP state dict in open_clip's names (``visual.trunk.*``; the text tower and ``logit_scale``
+    keep theirs). The RoPE tables (``rope.freqs_cos`` / ``freqs_sin``) are dropped: they are recomputed."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('visual.'):
+            if k.endswith(('rope.freqs_cos', 'rope.freqs_sin')):
+                continue
+            k = 'visual.trunk.' + k[len('visual.'):]
+            for a, b in _EVA_KEY_MAP:
+                k = k.replace(a, b)
+        out[k] = v
+    return out
+
+
+def open_clip_to_eva_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`eva_clip_to_open_clip` (without the RoPE tables, which EVA-CLIP recomputes
+    when loading with ``RoPE=1``)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith('visual.trunk.'):
+            k = 'visual.' + k[len('visual.trunk.'):]
+            for a, b in _EVA_KEY_MAP:
+                k = k.replace(b, a)
+        out[k] = v
+    return out
+
+
+# ------------------------------------------------------------------------------- loading
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict without unpickling arbitrary objects.
+
+    ``.safetensors`` files are read with safetensors; others with ``torch.load(weights_only=True)``.
+    An OpenAI TorchScript archive (the original ``ViT-B-16.pt``) is read with ``torch.jit.load``, which
+    executes no pickled Python. mmengine checkpoints (``{'state_dict': ...}``) are unwrapped.
+
+    Raises:
+        CheckpointError: missing file, or a file that is none of the above.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f'cannot read safetensors checkpoint {path}: {e}') from None
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for foreign files
+        if zipfile.is_zipfile(path) and any(n.split('/', 1)[-1].startswith('code/')
+                                            for n in zipfile.ZipFile(path).namelist()):
+            try:
+                return {k: v.float() for k, v in torch.jit.load(path, map_location='cpu').state_dict().items()}
+            except Exception as e2:  # noqa: BLE001
+                raise CheckpointError(f'cannot read TorchScript checkpoint {path}: {e2}') from None
+        raise CheckpointError(f'cannot read checkpoint {path} as a weights-only state dict '
+                              f'(torch.load(weights_only=True) failed: {str(e).splitlines()[0]})') from None
+    if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
+        obj = obj['state_dict']
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f'checkpoint {path} is not a state dict of tensors')
+    return obj
+
+
+def _normalize_keys(state: Mapping[str, torch.Tensor],
+                    model_keys: Iterable[str] = ('visual.proj',)) -> dict[str, torch.Tensor]:
+    """Strip wrappers (``module.``, ``model.``, ``backbone.clip.model.``) and OpenAI extras; cast to float32."""
+    model_keys = set(model_keys)
+    out = {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}
+    for prefix in ('module.', 'model.', 'clip.model.', 'backbone.clip.model.'):
+        if not (out.keys() & model_keys) and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+
+
+def _diff_keys(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    keys = set(model.state_dict().keys())
+    return sorted(keys - state.keys()), sorted(state.keys() - keys)
