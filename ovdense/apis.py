@@ -92,6 +92,7 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
 
     from . import fileio  # noqa: F401  (weights-only checkpoint loading)
     from .clip import CheckpointError
+    from .clip.formats import check_values
     from .hooks import apply_base_classes
 
     if isinstance(config, (str, os.PathLike)):
@@ -125,6 +126,8 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
             raise CheckpointError(f'checkpoint {checkpoint} cannot be loaded into {type(model).__name__} '
                                   f'(config {config if isinstance(config, (str, os.PathLike)) else "given"}): '
                                   f'{first[:500]}') from None
+        state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else {}
+        check_values(model, {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, checkpoint)
         # the Runner saves its training data's metainfo: a detector's base classes (OV-LVIS: from the data),
         # by name when the config's vocabulary is another one
         apply_base_classes(model, (loaded.get('meta') or {}).get('dataset_meta') or {}, strict=False)

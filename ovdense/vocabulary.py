@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +17,16 @@ _VOCAB_DIR = Path(__file__).parent / 'vocabularies'
 def known_datasets() -> list[str]:
     """Dataset names accepted by :meth:`Vocabulary.from_dataset`."""
     return sorted(p.stem for p in _VOCAB_DIR.glob('*.txt'))
+
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, '\u200b\u200c\u200d\u2060\ufeff\u00ad'))
+
+
+def _normalize(name: str) -> str:
+    """A class name in Unicode NFC without zero-width characters (or soft hyphens), trimmed."""
+    if not isinstance(name, str):
+        raise ValueError(f'class names are strings, got {type(name).__name__} {name!r}')
+    return unicodedata.normalize('NFC', name).translate(_ZERO_WIDTH).strip()
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class Vocabulary:
     source: str = 'list'
 
     def __post_init__(self) -> None:
+        # one spelling per name: Unicode NFC (a composed and a decomposed 'café' are one name), no zero-width
+        # characters (an invisible name, or two names that look the same, would be distinct classes), trimmed
+        object.__setattr__(self, 'classes', tuple(tuple(_normalize(n) for n in names) for names in self.classes))
         if not self.classes:
             raise ValueError(f'empty vocabulary ({self.source}): give at least one class name')
         seen: dict[str, int] = {}

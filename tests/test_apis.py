@@ -188,6 +188,11 @@ def test_init_model_errors(tmp_path):
     save_checkpoint({'state_dict': {'head.weight': torch.zeros(3)}}, str(tmp_path / 'other.pth'))
     with pytest.raises(CheckpointError, match='other.pth.*(missing|unexpected)'):
         init_model(CONFIG, tmp_path / 'other.pth')
+    state = init_model(CONFIG).state_dict()
+    key = 'backbone.clip.model.visual.proj'
+    save_checkpoint({'state_dict': {**state, key: torch.full_like(state[key], float('nan'))}}, str(tmp_path / 'nan.pth'))
+    with pytest.raises(CheckpointError, match=f'nan.pth: tensor {key} has .* NaN'):  # not a map of label 0
+        init_model(CONFIG, tmp_path / 'nan.pth')
 
 
 def test_list_and_find_configs():

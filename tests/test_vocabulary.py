@@ -48,3 +48,16 @@ def test_fingerprint():
     assert a.fingerprint == Vocabulary.from_list(['sky', 'road']).fingerprint
     assert a.fingerprint != Vocabulary.from_list(['road', 'sky']).fingerprint
     assert a.fingerprint != Vocabulary.from_list([['sky', 'heaven'], 'road']).fingerprint
+
+
+def test_names_have_one_spelling():
+    """NFC / NFD spellings of one name are one name; zero-width characters are dropped (an invisible class, or two
+    names that look alike, would otherwise be distinct classes with identical embeddings)."""
+    import pytest
+    assert Vocabulary.from_list(['cafe\u0301', 'ro\u200bad']).names == ['caf\u00e9', 'road']
+    with pytest.raises(ValueError, match="duplicate class name 'caf"):
+        Vocabulary.from_list(['caf\u00e9', 'cafe\u0301'])
+    with pytest.raises(ValueError, match='empty class name'):
+        Vocabulary.from_list(['sky', '\u200b'])
+    with pytest.raises(ValueError, match='duplicate'):
+        Vocabulary.from_list(['sky', 's\ufeffky'])

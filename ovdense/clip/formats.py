@@ -156,7 +156,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             except Exception as e2:  # noqa: BLE001
                 raise CheckpointError(f'cannot read TorchScript checkpoint {path}: {e2}') from None
         raise CheckpointError(f'cannot read checkpoint {path} as a weights-only state dict '
-                              f'(torch.load(weights_only=True) failed: {str(e).splitlines()[0]})') from None
+                              f'(torch.load(weights_only=True) failed: {_first_line(e)})') from None
     if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
         obj = obj['state_dict']
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -173,6 +173,32 @@ def _normalize_keys(state: Mapping[str, torch.Tensor],
         if not (out.keys() & model_keys) and all(k.startswith(prefix) for k in out):
             out = {k[len(prefix):]: v for k, v in out.items()}
     return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none (``EOFError()``: an empty file)."""
+    lines = str(e).splitlines()
+    return lines[0] if lines else f'{type(e).__name__} (an empty or truncated file)'
+
+
+def check_values(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Refuse weights that cannot be what the model's floating-point tensors hold: integer or boolean tensors (a cast
+    would silently change them) and NaN / infinite values, naming the tensor.
+
+    Raises:
+        CheckpointError: the first such tensor.
+    """
+    own = model.state_dict()
+    for k, v in state.items():
+        if k not in own or not own[k].is_floating_point():
+            continue
+        if not v.is_floating_point():
+            raise CheckpointError(f'checkpoint {os.fspath(path)}: tensor {k} is {v.dtype}, the model holds '
+                                  f'{own[k].dtype} there (a cast would change its values): not a weights file of it')
+        bad = int((~torch.isfinite(v)).sum())
+        if bad:
+            raise CheckpointError(f'checkpoint {os.fspath(path)}: tensor {k} has {bad} NaN or infinite values of '
+                                  f'{v.numel()}: a diverged or damaged checkpoint')
 
 
 def _diff_keys(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .formats import (WEIGHT_FORMATS, CheckpointError, _cfg_from_openai_state_dict, _diff_keys, _normalize_keys,
-                      eva_clip_model_cfg, eva_clip_to_open_clip, is_eva_clip_config, is_eva_clip_state,
+                      check_values, eva_clip_model_cfg, eva_clip_to_open_clip, is_eva_clip_config, is_eva_clip_state,
                       load_state_dict_file, open_clip_to_eva_clip)
 from .hub import LazyTokenizer, _open_clip, resolve_pretrained
 from .towers import EVABlock, MAPHead, TimmBlock, ViTBlock, ViTTower, _timm_stem
@@ -93,6 +93,7 @@ class CLIPModel(nn.Module):
                 f"checkpoint {path} does not fit model '{self.name}': "
                 f"{len(missing)} missing keys (e.g. {missing[:3]}), "
                 f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        check_values(self.model, state, path)
         try:
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as e:  # shape mismatches

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .formats import CheckpointError, load_state_dict_file
+from .formats import CheckpointError, check_values, load_state_dict_file
 from .hub import PretrainedWeightsUnavailable
 
 # the input normalisation every supported VFM was trained with (ImageNet statistics of RGB in [0, 1])
@@ -117,6 +117,7 @@ class VFM(nn.Module):
         if missing or unexpected:
             raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {len(missing)} missing "
                                   f'keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})')
+        check_values(self.model, state, self.checkpoint)
         try:
             self.model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as e:

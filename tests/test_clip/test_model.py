@@ -118,3 +118,29 @@ def test_prompt_templates():
     assert len(templates.prompt_templates('maskclip')) == 85
     with pytest.raises(ValueError, match="valid: \\['maskclip', 'none', 'openai', 'simple'\\]"):
         templates.prompt_templates('nope')
+
+
+def test_weights_that_cannot_be_the_models_are_refused_naming_the_tensor(tmp_path):
+    """NaN / infinite values, integer or boolean tensors where the model holds floats (a cast would change them
+    silently), and an empty file: each a CheckpointError naming what is wrong."""
+    from safetensors.torch import save_file
+
+    from ovdense.clip import CheckpointError, build_clip
+    from ovdense.testing import TINY_CLIP_CFG
+    src = build_clip(model_cfg=TINY_CLIP_CFG)
+    state = {k: v.clone().contiguous() for k, v in src.model.state_dict().items()}
+    key = 'visual.transformer.resblocks.0.attn.in_proj_weight'
+    for name, value, match in [('nan', state[key].clone().fill_(float('nan')), f'tensor {key} has .* NaN or infinite'),
+                               ('int', state[key].to(torch.int32), f'tensor {key} is torch.int32'),
+                               ('bool', state[key] > 0, f'tensor {key} is torch.bool')]:
+        path = tmp_path / f'{name}.safetensors'
+        save_file({**state, key: value}, str(path))
+        with pytest.raises(CheckpointError, match=match):
+            build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=path).load_weights()
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(CheckpointError, match='EOFError .an empty or truncated file'):
+        build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=empty).load_weights()
+    good = tmp_path / 'good.safetensors'
+    save_file(state, str(good))
+    build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=good).load_weights()  # the same file, untouched, loads
