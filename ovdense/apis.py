@@ -29,6 +29,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageReadError(f'image not found: {path}')
+    orientation = _header_check(path)
     buf = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
@@ -39,12 +40,37 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f'cannot read image {path}: unsupported pixel type {img.dtype}')
     check_image_size(img.shape[0], img.shape[1], f'image {path}')
     if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, 2))
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
-    if img.shape[2] != 3:
+        img = np.repeat(img[:, :, None], 3, 2)
+    elif img.shape[2] == 4:
+        img = img[:, :, 2::-1]
+    elif img.shape[2] == 3:
+        img = img[:, :, ::-1]
+    else:
         raise ImageReadError(f'cannot read image {path}: {img.shape[2]} channels')
-    return np.ascontiguousarray(img[:, :, ::-1])
+    return np.ascontiguousarray(_EXIF_TRANSPOSE.get(orientation, lambda a: a)(img))
+
+
+# EXIF orientation (tag 0x0112) -> the array operation that shows the image upright (PIL's ImageOps.exif_transpose)
+_EXIF_TRANSPOSE = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                   5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+                   7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _header_check(path: str) -> int:
+    """The image's EXIF orientation (1: upright), after checking its size from the header, before any decoding (a
+    100000 x 100000 PNG of a few kB is refused here, not after allocating it). Files PIL cannot identify are left to
+    OpenCV's decoder."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f'image {path} is too large ({e})') from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return 1
+    check_image_size(height, width, f'image {path}')
+    return orientation
 
 
 def check_image_size(height: int, width: int, what: str = 'image') -> None:

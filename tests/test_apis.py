@@ -203,3 +203,35 @@ def test_list_and_find_configs():
     assert find_config('configs/naclip/naclip_vit-b16_voc21-336').name == 'naclip_vit-b16_voc21-336.py'
     with pytest.raises(ValueError, match=r"methods: \['clearclip'"):
         find_config('segformer', 'voc21')
+
+
+def test_exif_orientation_is_applied_and_the_header_size_checked_before_decoding(tmp_path, monkeypatch):
+    """A portrait photo stored landscape with its EXIF orientation is read upright (as PIL's exif_transpose shows it);
+    a PNG whose header claims 100000 x 100000 pixels is refused from the header, without decoding."""
+    import struct
+    import zlib
+
+    from PIL import Image, ImageOps
+    arr = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        im = Image.fromarray(arr)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        path = tmp_path / f'o{orientation}.png'
+        im.save(path, exif=exif)
+        upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert('RGB'))
+        assert np.array_equal(apis.read_image(path), upright), orientation
+    assert apis.read_image(tmp_path / 'o6.png').shape == (30, 20, 3)
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    huge = tmp_path / 'huge.png'
+    huge.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 100000, 100000, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
+    import cv2
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError('decoded')
+    monkeypatch.setattr(cv2, 'imdecode', no_decoding)  # refused from the header: nothing is decoded
+    with pytest.raises(ImageReadError, match='huge.png is too large'):
+        apis.read_image(huge)
