@@ -124,16 +124,25 @@ def unique_stems(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, label: np.ndarray,
                       classes: Sequence[Sequence[str]], **meta: object) -> tuple[dict[str, Path], dict[str, float]]:
-    """Write ``STEM_overlay.png`` (colored classes and legend), ``STEM_label.png`` (class index per pixel,
-    uint8, or uint16 beyond 256 classes) and ``STEM_label.json`` (the vocabulary that made it: per index its
-    names, the pixel share of each class found, and ``meta``). Returns the paths by kind and the shares (%,
-    largest first)."""
+    """Write ``STEM_overlay.png`` (colored classes and legend), ``STEM_label.png`` (class index per pixel: gray
+    uint8, uint16 beyond 256 classes, and beyond 65,536 classes RGB with index = R + 256 G + 65536 B, as the JSON's
+    ``label_encoding`` says) and ``STEM_label.json`` (the vocabulary that made it: per index its names, the pixel share
+    of each class found, and ``meta``). Returns the paths by kind and the shares (%, largest first)."""
     out = Path(out_dir)
     counts = np.bincount(label.ravel(), minlength=len(classes))
     shares = {classes[i][0]: round(100.0 * counts[i] / label.size, 2) for i in np.argsort(-counts) if counts[i] > 0}
     files = dict(overlay=out / f'{stem}_overlay.png', label=out / f'{stem}_label.png', json=out / f'{stem}_label.json')
-    write_image_atomic(files['label'], label.astype('uint8' if len(classes) <= 256 else 'uint16'), rgb=False)
-    write_json_atomic(files['json'], dict(classes=[list(c) for c in classes], shares_percent=shares, **meta))
+    if len(classes) > 256 ** 3:
+        raise ValueError(f'{len(classes)} classes do not fit a label PNG (at most {256 ** 3})')
+    if len(classes) <= 65536:
+        encoding = 'index'
+        write_image_atomic(files['label'], label.astype('uint8' if len(classes) <= 256 else 'uint16'), rgb=False)
+    else:  # no single-channel PNG holds more: 24-bit RGB
+        encoding = 'rgb24'
+        idx = label.astype(np.int64)
+        write_image_atomic(files['label'], np.stack([idx % 256, idx // 256 % 256, idx // 65536], -1).astype(np.uint8))
+    write_json_atomic(files['json'], dict(classes=[list(c) for c in classes], label_encoding=encoding,
+                                          shares_percent=shares, **meta))
     write_image_atomic(files['overlay'], overlay_segmentation(image_rgb, label, [c[0] for c in classes]))
     return files, shares
 

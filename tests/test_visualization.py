@@ -1,0 +1,26 @@
+"""Saved label maps hold every class index of the vocabulary (a class index must never wrap)."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from ovdense.visualization import save_segmentation
+
+
+def test_label_png_is_wide_enough_for_the_vocabulary(tmp_path):
+    image = np.zeros((4, 5, 3), np.uint8)
+    for n, dtype in [(200, np.uint8), (70, np.uint8), (5000, np.uint16)]:
+        label = np.arange(20).reshape(4, 5) * (n // 20)
+        files, _ = save_segmentation(tmp_path, f'n{n}', image, label, [[f'c{i}'] for i in range(n)])
+        back = np.asarray(Image.open(files['label']))
+        assert back.dtype == dtype and np.array_equal(back, label)
+        assert json.loads(files['json'].read_text())['label_encoding'] == 'index'
+    n = 70_000  # beyond uint16: class 69992 must not be written as 4456
+    label = np.array([[0, 255, 256, 65535], [65536, 69992, 69999, 1]])
+    files, shares = save_segmentation(tmp_path, 'big', np.zeros((2, 4, 3), np.uint8), label,
+                                      [[f'c{i}'] for i in range(n)])
+    rgb = np.asarray(Image.open(files['label'])).astype(np.int64)
+    assert rgb.shape == (2, 4, 3)
+    assert np.array_equal(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], label)
+    meta = json.loads(files['json'].read_text())
+    assert meta['label_encoding'] == 'rgb24' and meta['shares_percent']['c69992'] == 12.5 and shares['c69992'] == 12.5
