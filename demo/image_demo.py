@@ -55,7 +55,7 @@ def collect(inputs: list[str]) -> list[Path]:
     for item in inputs:
         if os.path.isdir(item):
             files += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif any(c in item for c in '*?['):
+        elif not os.path.exists(item) and any(c in item for c in '*?['):  # an existing name is itself
             files += sorted(Path(p) for p in glob.glob(item))
         else:
             files.append(Path(item))

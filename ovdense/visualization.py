@@ -116,9 +116,14 @@ def unique_stems(paths: Sequence[str | os.PathLike]) -> list[str]:
             rel = p.relative_to(common)
             stem = '__'.join([*rel.parent.parts, rel.stem]) + '_' + p.suffix.lstrip('.')
         out.append(stem)
-    for i, name in enumerate(out):  # still equal (same resolved file given twice): number them
-        if out.count(name) > 1:
-            out[i] = f'{name}_{out[:i].count(name) + 1}'
+    used: set[str] = set()  # still equal (the same file twice, or names made equal by '__'): number them
+    for i, name in enumerate(out):
+        cand, k = name, 1
+        while cand.lower() in used:  # lower: case-insensitive file systems
+            k += 1
+            cand = f'{name}_{k}'
+        used.add(cand.lower())
+        out[i] = cand
     return out
 
 

@@ -24,3 +24,15 @@ def test_label_png_is_wide_enough_for_the_vocabulary(tmp_path):
     assert np.array_equal(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], label)
     meta = json.loads(files['json'].read_text())
     assert meta['label_encoding'] == 'rgb24' and meta['shares_percent']['c69992'] == 12.5 and shares['c69992'] == 12.5
+
+
+def test_output_names_never_collide(tmp_path):
+    """Stems that collide, paths that '__' makes equal (a__b/c, a/b__c), the same file twice, names differing in case:
+    every input gets its own output name."""
+    from ovdense.visualization import unique_stems
+    rel = ['a__b/c.png', 'a/b/c.png', 'a/b/c.png', 'a/b__c.png', 'a__b__c.png', 'c.png', 'x/C.png', 'a__b__c_png.png']
+    for r in rel:
+        (tmp_path / r).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / r).write_bytes(b'')
+    names = unique_stems([tmp_path / r for r in rel])
+    assert len({n.lower() for n in names}) == len(rel), names

@@ -141,3 +141,14 @@ def test_detection_demo_draws_boxes_on_a_coco128_photo(tmp_path):
     r = subprocess.run(cmd[:5] + ['--vocab', 'bowl, bowl', '--out-dir', str(out)], capture_output=True, text=True,
                        cwd=REPO)
     assert r.returncode == 2 and 'duplicate' in r.stderr
+
+
+def test_an_existing_file_name_with_glob_characters_is_itself(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('image_demo', Path(__file__).parents[2] / 'demo' / 'image_demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    for name in ('shot[1].png', 'shot1.png', 'shot2.png'):
+        (tmp_path / name).write_bytes(b'')
+    assert demo.collect([str(tmp_path / 'shot[1].png')]) == [tmp_path / 'shot[1].png']  # not shot1.png
+    assert demo.collect([str(tmp_path / 'shot[12].png')]) == [tmp_path / 'shot1.png', tmp_path / 'shot2.png']
