@@ -209,8 +209,13 @@ def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageI
     if type(model).__name__ not in FAMILIES:
         raise ValueError(f'inference_model runs segmentors and detectors; {type(model).__name__} is none of '
                          f'{list(FAMILIES)}')
-    single = isinstance(images, (str, os.PathLike, np.ndarray))
+    single = isinstance(images, (str, os.PathLike, np.ndarray, torch.Tensor))
     items = [images] if single else list(images)
+    for i, item in enumerate(items):  # before any work: every input is a path or an image array
+        if not isinstance(item, (str, os.PathLike, np.ndarray)):
+            raise ImageReadError(f'image {i}: expected a path or an (H, W, 3) uint8 BGR array, got '
+                                 f'{type(item).__name__}' + (' (normalised tensors go to model.predict)'
+                                                             if isinstance(item, torch.Tensor) else ''))
     pipeline = _pipeline(cfg, cfg.get('default_scope', 'mmseg'))
     vocab = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
     out = []
@@ -219,8 +224,8 @@ def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageI
     # is not changed, so concurrent calls with other vocabularies do not meet
     for i, item in enumerate(items):
         if isinstance(item, np.ndarray):
-            if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-                raise ImageReadError(f'image {i}: expected an (H, W, 3) uint8 BGR array, got {item.dtype} '
+            if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8 or 0 in item.shape:
+                raise ImageReadError(f'image {i}: expected a non-empty (H, W, 3) uint8 BGR array, got {item.dtype} '
                                      f'{tuple(item.shape)}')
             check_image_size(item.shape[0], item.shape[1], f'image {i}')
             img, path = np.ascontiguousarray(item), None

@@ -85,6 +85,10 @@ def test_paths_arrays_and_bad_input(model, tmp_path, monkeypatch):
         inference_model(model, img.astype(np.float32))
     with pytest.raises(ValueError, match='empty vocabulary'):
         inference_model(model, img, vocabulary=[])
+    with pytest.raises(ImageReadError, match=r'non-empty \(H, W, 3\) uint8 BGR array, got uint8 \(0, 0, 3\)'):
+        inference_model(model, np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ImageReadError, match='image 1: .* got Tensor .normalised tensors go to model.predict'):
+        inference_model(model, [img, torch.zeros(3, 64, 64)])
     monkeypatch.setattr(apis, 'MAX_PIXELS', 10_000)
     with pytest.raises(ImageReadError, match=r'too large \(101x100 > 10000 pixels\)'):
         inference_model(model, _image(100, 101))
