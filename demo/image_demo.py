@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
+from ovdense.cli import check_device
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar
@@ -57,8 +58,10 @@ def collect(inputs: list[str]) -> list[Path]:
             files += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         elif not os.path.exists(item) and any(c in item for c in '*?['):  # an existing name is itself
             files += sorted(Path(p) for p in glob.glob(item))
-        else:
+        elif os.path.isfile(item):
             files.append(Path(item))
+        else:  # said now, before the model loads
+            raise FileNotFoundError(f'input not found: {item}')
     if not files:
         raise ValueError(f'no images found in {inputs}')
     return files
@@ -91,7 +94,8 @@ def main() -> int:
         clip = dict(config_file=args.clip_config, checkpoint=args.checkpoint)
     elif not args.config or args.checkpoint:  # the mode's protocol config names a ViT-B/16: use the CLI's CLIP
         clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
-    model = init_model(config, args.load_from, clip=clip, device=args.device, allow_untrained=args.allow_untrained)
+    model = init_model(config, args.load_from, clip=clip, device=check_device(args.device),
+                       allow_untrained=args.allow_untrained)
     if args.allow_untrained and args.load_from is None and not getattr(model, 'training_free', False):
         print('warning: untrained weights (--allow-untrained): the output only shows the pipeline', file=sys.stderr)
     meta = dict(config=str(config), task=args.task)

@@ -7,10 +7,10 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from ovdense.apis import clip_holder
+from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,7 +23,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--work-dir', help='where logs and metrics.json go')
     p.add_argument('--show-dir', help='save colored prediction overlays into WORK_DIR/SHOW_DIR')
     p.add_argument('--max-images', type=int, help='evaluate only the first N images')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    p.add_argument('--cfg-options', nargs='+', action=OptionsAction, help='override config keys, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return p.parse_args()
@@ -31,10 +31,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     holder = clip_holder(cfg.model)  # where the CLIP is named
@@ -49,6 +47,8 @@ def main() -> None:
             cfg[loader].dataset.data_root = args.data_root
         if args.max_images and loader in cfg:
             cfg[loader].dataset.indices = args.max_images
+    check_work_dir(cfg.work_dir)
+    check_data_roots(cfg, ['test_dataloader'])
     if args.show_dir:
         vis = cfg.default_hooks.setdefault('visualization', dict(type='SegVisualizationHook'))
         vis.update(draw=True, interval=1)

@@ -5,8 +5,9 @@ Multi-GPU / multi-process: tools/dist_train.sh CONFIG N (torchrun + mmengine DDP
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+
+from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -15,7 +16,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--work-dir')
     p.add_argument('--resume', nargs='?', const='auto', help='resume from the latest (or the given) checkpoint')
     p.add_argument('--amp', action='store_true', help='mixed precision (GPU only; never bf16 on CPU)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--cfg-options', nargs='+', action=OptionsAction, help='override config keys, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return p.parse_args()
@@ -23,12 +24,12 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir)
+    check_data_roots(cfg, ['train_dataloader'])
     if args.amp:
         import torch
         if not torch.cuda.is_available():

@@ -82,6 +82,11 @@ def test_demo_bad_inputs_and_outputs(tmp_path):
     (tmp_path / 'a_file').write_text('x')  # an --out-dir that is a file: refused before any model is built
     bad = run_demo([str(files['gray']), '--vocab', 'a, b', '--out-dir', str(tmp_path / 'a_file'), *clip])
     assert bad.returncode == 2 and 'is not a folder' in bad.stderr and 'Traceback' not in bad.stderr
+    for args, said in [([str(tmp_path / 'nope.png')], 'input not found: '), ([str(files['gray']), '--device', 'banana'],
+                       "unknown device 'banana'; this machine has: ['cpu'"),
+                       ([str(files['gray']), '--device', 'cuda'], "device 'cuda': no GPU here")]:
+        bad = run_demo([*args, '--vocab', 'a, b', '--out-dir', str(out), '--checkpoint', '/nope.pt'])  # checked first
+        assert bad.returncode in (1, 2) and said in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr[-500:]
 
 
 @requires_shared

@@ -35,3 +35,22 @@ def test_tools_test_on_camvid_with_overlays(tmp_path):
     assert metrics['mIoU'] == pytest.approx(100 * sky / len(np.unique(gt)), abs=0.01)  # IoU 0 for every other class
     assert metrics['mAcc'] == pytest.approx(100 / len(np.unique(gt)), abs=0.01)
     assert len(list((tmp_path / 'vis').rglob('*.png'))) == 2
+
+
+@pytest.mark.parametrize('tool', ['test', 'train'])
+def test_user_mistakes_are_one_line(tool, tmp_path):
+    """A missing config, --cfg-options without '=', a --work-dir that is a file, a missing data root: one line naming
+    it, before any model is built."""
+    import subprocess
+    import sys
+    config = 'configs/synthetic/naclip_tinyclip_synthetic-128.py' if tool == 'test' else \
+        'configs/synthetic/textseg_tinyclip_synthetic-128.py'
+    (tmp_path / 'a_file').write_text('x')
+    cases = [([str(tmp_path / 'missing.py')], 'error: config not found'),
+             ([config, '--cfg-options', 'model.logit_scale'], "takes key=value pairs, got ['model.logit_scale']"),
+             ([config, '--work-dir', str(tmp_path / 'a_file')], 'is a file, not a folder'),
+             ([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+               f'{tool}_dataloader.dataset.data_root={tmp_path / "nowhere"}'], 'not found: ' + str(tmp_path / 'nowhere'))]
+    for args, said in cases:
+        proc = subprocess.run([sys.executable, f'tools/{tool}.py', *args], capture_output=True, text=True)
+        assert proc.returncode != 0 and said in proc.stderr and 'Traceback' not in proc.stderr, (args, proc.stderr[-800:])
