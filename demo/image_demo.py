@@ -20,7 +20,7 @@ from ovdense.cli import check_device
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar
-from ovdense.visualization import save_detections, save_segmentation, unique_stems
+from ovdense.visualization import clean_stale_temporaries, save_detections, save_segmentation, unique_stems
 from ovdense.vocabulary import Vocabulary
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -74,6 +74,7 @@ def check_out_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.W_OK):
         raise ValueError(f'--out-dir {path} is not writable')
+    clean_stale_temporaries(path)  # what a killed run left
 
 
 def main() -> int:

@@ -97,6 +97,21 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def clean_stale_temporaries(folder: str | os.PathLike, *, older_than: float = 600.0) -> list[Path]:
+    """Remove the temporaries of :func:`write_bytes_atomic` that a killed process left in ``folder`` (hidden
+    ``.NAME.*.tmp`` files older than ``older_than`` seconds, so a concurrent writer's are kept). Returns them."""
+    import time
+    now, removed = time.time(), []
+    for p in Path(folder).glob('.*.tmp'):
+        try:
+            if p.is_file() and now - p.stat().st_mtime > older_than:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
+    return removed
+
+
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
     """JSON (indented) written atomically."""
     import json
@@ -139,6 +154,9 @@ def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarr
     files = dict(overlay=out / f'{stem}_overlay.png', label=out / f'{stem}_label.png', json=out / f'{stem}_label.json')
     if len(classes) > 256 ** 3:
         raise ValueError(f'{len(classes)} classes do not fit a label PNG (at most {256 ** 3})')
+    # the label map and its vocabulary are one unit: an older JSON goes first, so an interrupted write leaves a label
+    # map without its JSON (visibly incomplete), never beside another vocabulary's
+    files['json'].unlink(missing_ok=True)
     if len(classes) <= 65536:
         encoding = 'index'
         write_image_atomic(files['label'], label.astype('uint8' if len(classes) <= 256 else 'uint16'), rgb=False)

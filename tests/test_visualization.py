@@ -36,3 +36,31 @@ def test_output_names_never_collide(tmp_path):
         (tmp_path / r).write_bytes(b'')
     names = unique_stems([tmp_path / r for r in rel])
     assert len({n.lower() for n in names}) == len(rel), names
+
+
+def test_stale_temporaries_are_cleaned_and_a_label_map_never_meets_another_vocabulary(tmp_path):
+    import os
+    import time
+
+    from ovdense.visualization import clean_stale_temporaries
+    old, fresh = tmp_path / '.x_label.png.abc.tmp', tmp_path / '.y_label.png.def.tmp'
+    for p in (old, fresh):
+        p.write_bytes(b'partial')
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert clean_stale_temporaries(tmp_path) == [old] and not old.exists() and fresh.exists()  # a live writer's stays
+    image = np.zeros((2, 2, 3), np.uint8)
+    files, _ = save_segmentation(tmp_path, 's', image, np.zeros((2, 2), int), [['a'], ['b']])
+    import ovdense.visualization as vis
+    real = vis.write_json_atomic
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies between the label map and its JSON
+    vis.write_json_atomic = killed
+    try:
+        save_segmentation(tmp_path, 's', image, np.ones((2, 2), int), [['c'], ['d']])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        vis.write_json_atomic = real
+    assert files['label'].exists() and not files['json'].exists()  # incomplete, not mismatched
