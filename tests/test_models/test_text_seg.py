@@ -82,6 +82,13 @@ def test_slide_inference_sizes_by_the_vocabulary(tiny_clip):
     model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 64), stride=(32, 32), return_logits=True)
     slide = model.predict(x, samples(labels()[:, :, :1].expand(2, 64, 96)))
     assert slide[1].seg_logits.data.shape == whole[1].seg_logits.data.shape == (4, 64, 96)
+    sizes = (model.num_classes, model.out_channels, model.decode_head.num_classes, model.decode_head.out_channels)
+    five = samples(labels()[:, :, :1].expand(2, 64, 96))
+    for s in five:  # a vocabulary of this call only, carried by the samples
+        s.set_metainfo(dict(vocabulary=['a', 'b', 'c', 'd', 'e']))
+    assert model.predict(x, five)[0].seg_logits.data.shape == (5, 64, 96)
+    assert (model.num_classes, model.out_channels, model.decode_head.num_classes,
+            model.decode_head.out_channels) == sizes and len(model.vocabulary) == 4  # nothing resized per call
 
 
 def test_clip_ensemble_weights(tiny_clip):

@@ -56,10 +56,8 @@ class OVTextSegmentor(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
         return self.backbone.clip
 
     def _head_inputs(self, feats: Sequence[torch.Tensor], text: ClassEmbeddings) -> tuple:
-        """(feats, class embeddings, excluded classes) for the decode head; sizes mmseg's outputs by K."""
-        k = text.num_classes
-        # mmseg's slide inference and post-processing size their outputs by these
-        self.num_classes = self.out_channels = self.decode_head.num_classes = self.decode_head.out_channels = k
+        """(feats, class embeddings, excluded classes) for the decode head: the classes are the embeddings' (no
+        attribute of the model or the head is sized per call)."""
         excluded = None
         if self.training and self.unseen:
             excluded = torch.tensor([n in self.unseen for n in text.vocabulary.names])
@@ -93,6 +91,24 @@ class OVTextSegmentor(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
         w = torch.tensor([self.clip_weight[0] if n in self.seen else self.clip_weight[1]
                           for n in text.vocabulary.names], device=logits.device).view(1, -1, 1, 1)
         return (1 - w) * logits.log_softmax(1) + w * clip_logits.log_softmax(1)
+
+    def slide_inference(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        """mmseg's sliding-window inference, its output sized by this call's vocabulary (mmseg reads
+        ``self.out_channels``, which would have to be rewritten per call)."""
+        (hs, ws), (hc, wc) = self.test_cfg.stride, self.test_cfg.crop_size
+        B, _, H, W = inputs.shape
+        vocab = self.sample_vocabulary(batch_img_metas)
+        preds = inputs.new_zeros((B, len(vocab if vocab is not None else self.vocabulary), H, W))
+        count = inputs.new_zeros((B, 1, H, W))
+        for i in range(max(H - hc + hs - 1, 0) // hs + 1):
+            for j in range(max(W - wc + ws - 1, 0) // ws + 1):
+                y2, x2 = min(i * hs + hc, H), min(j * ws + wc, W)
+                y1, x1 = max(y2 - hc, 0), max(x2 - wc, 0)
+                crop = inputs[:, :, y1:y2, x1:x2]
+                batch_img_metas[0]['img_shape'] = crop.shape[2:]
+                preds[:, :, y1:y2, x1:x2] += self.encode_decode(crop, batch_img_metas)
+                count[:, :, y1:y2, x1:x2] += 1
+        return preds / count
 
     def _forward(self, inputs: torch.Tensor, data_samples: list | None = None) -> torch.Tensor:
         return self.decode_head.forward(self._head_inputs(self.extract_feat(inputs), self.class_embeddings()))
