@@ -70,10 +70,12 @@ def test_text_head_scores_vocabulary_and_fusion():
     det = h.predict_by_feat((rois,), (fused,), (reg,), [meta], rcnn_test_cfg=nms_cfg)[0]
     assert len(det) == 15 and torch.allclose(det.scores.max(), fused[:, :3].exp().max(), atol=1e-6)
     four = texts(['cat', 'dog', 'zebra', 'okapi'])
-    with pytest.raises(RuntimeError, match='3 classes, 4'):
-        h(x, four)  # the RoI head sizes the box head by the embeddings it hands over
-    h.num_classes = 4
-    assert h(x, four)[0].shape == (5, 5)
+    assert h(x, four)[0].shape == (5, 5)  # the classes are the embeddings'
+    with h.classes(3), pytest.raises(RuntimeError, match='the call counts 3 classes, 4'):
+        h(x, four)  # inside a call, the count mmdet's targets and NMS read must be the embeddings'
+    with h.classes(4):
+        assert h.num_classes == 4 and h(x, four)[0].shape == (5, 5)
+    assert h.num_classes == 3  # the configured count again, outside the call
     with pytest.raises(ValueError, match='vlm_temperature'):
         head(vlm_temperature=0.0)
 
@@ -161,7 +163,7 @@ def test_box_features_are_roi_align_of_strided_maps():
         want_vlm = roi_align(dense, rois, 1, 1 / 16, -1, aligned=True).flatten(1)
         want_feats = roi_align(x[0], rois, 7, 1 / 4, -1, aligned=True)
         want = rh.bbox_head(want_feats, text, want_vlm)[0]
-    with pytest.raises(RuntimeError, match='text='):
+    with pytest.raises(RuntimeError, match=r'inside roi_head.inputs\(text\)'):
         rh._bbox_forward(x, rois)  # outside inputs(): no class embeddings
     assert torch.allclose(got, want, atol=1e-5)
 
@@ -216,3 +218,33 @@ def test_plugin_config_one_train_and_one_test_iteration():
             s.set_metainfo(dict(vocabulary=['cat', 'dog', 'zebra']))
         small = model.predict(x, samples)[1].pred_instances.labels
     assert small.numel() > 0 and int(small.max()) < 3 and len(model.vocabulary) == 80
+
+
+def test_concurrent_predictions_with_other_vocabularies_do_not_meet():
+    """The call's class embeddings and class count are its context, not attributes of the heads: two threads
+    detecting with 80 and 3 classes through one model each get what they get alone."""
+    from concurrent.futures import ThreadPoolExecutor
+    torch.manual_seed(0)
+    model = _tiny_plugin_model()
+    model.init_weights()
+    model.eval()
+    model.test_cfg.rcnn.score_thr = 0.0
+    x, base = _det_batch(model)
+    configured = model.roi_head.bbox_head.num_classes
+
+    def run(vocab):
+        _, samples = _det_batch(model)
+        for s in samples:
+            if vocab is not None:
+                s.set_metainfo(dict(vocabulary=vocab))
+        with torch.no_grad():
+            out = model.predict(x, samples)[1].pred_instances
+        return out.labels.clone(), out.scores.clone()
+
+    vocabs = [None, ['cat', 'dog', 'zebra']]
+    alone = [run(v) for v in vocabs]
+    with ThreadPoolExecutor(2) as pool:
+        for i, (labels, scores) in enumerate(pool.map(run, vocabs * 4)):
+            assert torch.equal(labels, alone[i % 2][0]) and torch.allclose(scores, alone[i % 2][1]), i
+    assert int(alone[0][0].max()) >= 3 and int(alone[1][0].max()) < 3
+    assert model.roi_head.bbox_head.num_classes == configured  # nothing was resized

@@ -1,8 +1,10 @@
 """Open-vocabulary box head: mmdet's ConvFCBBoxHead classifying by the class embeddings it is given."""
 from __future__ import annotations
 
+import contextvars
 import math
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,6 +18,9 @@ from ..text import ClassEmbeddings
 
 
 NOVEL_LOGITS = ('negative', 'masked')
+# (head id, class count) of the call running in this thread / task: a context variable, so concurrent calls with
+# other vocabularies do not see each other's (and the head itself holds nothing per call)
+_CALL_CLASSES: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar('ov_call_classes', default=None)
 
 
 @register('MODELS', mmseg=False)
@@ -53,7 +58,7 @@ class OVTextBBoxHead(ConvFCBBoxHead):
                  **kwargs) -> None:
         kwargs.setdefault('reg_class_agnostic', True)
         kwargs.setdefault('num_shared_fcs', 2)
-        super().__init__(**kwargs)  # num_classes: set from the class embeddings at every call
+        super().__init__(**kwargs)  # num_classes: the call's class embeddings decide (:meth:`classes`)
         self.embed_dim = embed_dim
         self.base_classes = tuple(base_classes) if base_classes is not None else None
         self.fc_cls = nn.Linear(self.cls_last_dim, embed_dim)  # projection into the text space
@@ -73,6 +78,26 @@ class OVTextBBoxHead(ConvFCBBoxHead):
         self.novel_logits = novel_logits
         self.background_weight = float(background_weight)
 
+    @property
+    def num_classes(self) -> int:
+        """The classes of the call running in this thread (mmdet's targets and NMS read it; the background label is
+        this number), else the configured number."""
+        current = _CALL_CLASSES.get()
+        return current[1] if current is not None and current[0] == id(self) else self._configured_classes
+
+    @num_classes.setter
+    def num_classes(self, value: int) -> None:  # mmdet's BBoxHead.__init__ sets the configured number
+        self._configured_classes = int(value)
+
+    @contextmanager
+    def classes(self, k: int) -> Iterator[None]:
+        """``num_classes`` is ``k`` inside the block, in this thread only (other threads' calls keep theirs)."""
+        token = _CALL_CLASSES.set((id(self), int(k)))
+        try:
+            yield
+        finally:
+            _CALL_CLASSES.reset(token)
+
     def scores(self, emb: torch.Tensor, text: ClassEmbeddings, scale: torch.Tensor | float) -> torch.Tensor:
         """(N, D) region embeddings -> (N, K + 1) logits ``scale * cos``: the classes (synonyms reduced by
         their rule), then the background (the best of its embeddings)."""
@@ -89,8 +114,9 @@ class OVTextBBoxHead(ConvFCBBoxHead):
                 vlm_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """RoI features (N, C, 7, 7), class embeddings [+ VLM box features (N, D)] -> class logits
         (N, K + 1), box deltas (N, 4)."""
-        if self.num_classes != text.num_classes:
-            raise RuntimeError(f'head sized for {self.num_classes} classes, {text.num_classes} embeddings given')
+        current = _CALL_CLASSES.get()
+        if current is not None and current[0] == id(self) and current[1] != text.num_classes:
+            raise RuntimeError(f'the call counts {current[1]} classes, {text.num_classes} embeddings given')
         region, bbox_pred = super().forward(x)  # fc_cls is the projection: (N, embed_dim)
         cls_score = self.scores(region, text, self.log_temperature.exp())
         if self.training:
