@@ -25,6 +25,13 @@ def patch_vote(labels: torch.Tensor, grid: tuple[int, int], patch: int, num_labe
     return counts.view(B, h, w, num_labels).argmax(-1)  # argmax: the first (smallest) of equal counts
 
 
+def _grid_steps(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 2) (row, column) of each patch of an h x w grid and the (n, n) Chebyshev steps between them."""
+    idx = torch.arange(h * w, device=device)
+    coords = torch.stack([idx // w, idx % w], -1)
+    return coords, (coords[:, None] - coords[None]).abs().amax(-1)
+
+
 def valid_paths(labels: torch.Tensor, *, reference_quirks: bool = False) -> torch.Tensor:
     """(n, n) bool for one image's (h, w) patch labels: the straight path from patch p to patch q (points rounded,
     half to even, one per Chebyshev step) stays on p's label. ``reference_quirks``: the reference's check, which
@@ -32,9 +39,7 @@ def valid_paths(labels: torch.Tensor, *, reference_quirks: bool = False) -> torc
     h, w = labels.shape
     n = h * w
     L = labels.flatten()
-    idx = torch.arange(n, device=L.device)
-    start = torch.stack([idx // w, idx % w], -1)
-    steps = (start[:, None] - start[None]).abs().amax(-1)  # (n, n)
+    start, steps = _grid_steps(h, w, L.device)
     T = int(steps.max())
     t_ref = torch.linspace(0, 1, T + 1, device=L.device)
     valid = torch.ones(n, n, dtype=torch.bool, device=L.device)
@@ -59,8 +64,7 @@ def feedback_matrix(labels: torch.Tensor, *, std: float, delete_same_entity: boo
     L = labels.flatten()
     M = (L[:, None] == L[None]).float()
     if delete_same_entity and n > 1:
-        idx = torch.arange(n, device=L.device)
-        steps = torch.maximum((idx[:, None] // w - idx[None] // w).abs(), (idx[:, None] % w - idx[None] % w).abs())
+        steps = _grid_steps(h, w, L.device)[1]
         M = torch.where(valid_paths(labels, reference_quirks=reference_quirks), M, M * torch.exp(-steps / steps.max()))
     size = min(n if reference_quirks else w, int(6 * std + 1))
     size += 1 - size % 2
