@@ -223,23 +223,28 @@ class CLIPModel(nn.Module):
             if isinstance(p, nn.Parameter):
                 p.requires_grad_(False)
 
-    def lock_vision(self, unlocked_blocks: int = 0) -> None:
+    def lock_vision(self, unlocked_blocks: int = 0, *, head: bool = True) -> None:
         """Freeze the vision tower but its last ``unlocked_blocks`` blocks (then with ``ln_post`` and the
-        projection). open_clip towers: open_clip's ``lock_image_tower``, whose groups are the stem, each
+        projection, unless ``head=False``: EVA-CLIP's own ``lock``, which CLIPSelf's and DeCLIP's EVA recipes use,
+        unlocks the blocks only). open_clip towers: open_clip's ``lock_image_tower``, whose groups are the stem, each
         block, the last block with ``ln_post``, and the projection; EVA-02 (timm) towers: the same parts,
         unlocked on the tower view (timm's own groups differ); SigLIP's MAP head is the projection."""
-        tower = self.vit_tower() if isinstance(self.model.visual, _open_clip().timm_model.TimmModel) else None
-        if tower is None:
+        tower = self.vit_tower()
+        if isinstance(self.model.visual, _open_clip().timm_model.TimmModel):
+            self.model.visual.requires_grad_(False)
+            if unlocked_blocks:
+                for blk in tower.blocks[len(tower.blocks) - unlocked_blocks:]:
+                    for m in vars(blk).values():
+                        if isinstance(m, nn.Module):
+                            m.requires_grad_(True)
+        else:
             self.model.lock_image_tower(unlocked_groups=unlocked_blocks + 1 if unlocked_blocks else 0)
-            return
-        self.model.visual.requires_grad_(False)
         if unlocked_blocks:
-            for blk in tower.blocks[len(tower.blocks) - unlocked_blocks:]:
-                for m in vars(blk).values():
-                    if isinstance(m, nn.Module):
-                        m.requires_grad_(True)
-            tower.ln_post.requires_grad_(True)
-            (tower.head.attn_pool if isinstance(tower.head, MAPHead) else tower.head).requires_grad_(True)
+            tower.ln_post.requires_grad_(head)
+            if tower.head is None:
+                tower.proj.requires_grad_(head)
+            else:
+                (tower.head.attn_pool if isinstance(tower.head, MAPHead) else tower.head).requires_grad_(head)
 
     def text_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters of the text tower (everything outside ``visual``)."""

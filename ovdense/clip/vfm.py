@@ -44,16 +44,28 @@ def _family(model_name: str) -> str:
     return VFM_FAMILIES[arch]
 
 
-def dino_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
+POS_INTERP = ('dino', 'antialias')
+
+
+def dino_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1, *,
+                   method: str = 'dino') -> torch.Tensor:
     """DINO's ``interpolate_pos_encoding``: (1, P + g*g, C) -> (1, P + h*w, C); unchanged for the native
-    square grid, else bicubic with ``scale_factor=((h + 0.1) / g, (w + 0.1) / g)``, align_corners False."""
+    square grid, else bicubic, align_corners False: ``'dino'`` with ``scale_factor=((h + 0.1) / g, (w + 0.1) / g)``
+    (DINO, DINOv2's ``interpolate_offset=0.1``), ``'antialias'`` to the size (h, w) with antialiasing (the DINOv2
+    hub's models with registers: ``interpolate_offset=0, interpolate_antialias=True``; timm's own resampling)."""
+    if method not in POS_INTERP:
+        raise ValueError(f"unknown VFM position interpolation '{method}'; valid: {list(POS_INTERP)}")
     h, w = grid
     n = pos.shape[1] - num_prefix
     g = int(math.isqrt(n))
     if (h, w) == (g, g):
         return pos
     prefix, patch = pos[:, :num_prefix], pos[:, num_prefix:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
-    patch = F.interpolate(patch, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic', align_corners=False)
+    if method == 'antialias':
+        patch = F.interpolate(patch, size=(h, w), mode='bicubic', antialias=True, align_corners=False)
+    else:
+        patch = F.interpolate(patch, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic',
+                              align_corners=False)
     if patch.shape[-2:] != (h, w):
         raise ValueError(f'position embedding resized to {tuple(patch.shape[-2:])}, expected {grid}')
     return torch.cat([prefix, patch.permute(0, 2, 3, 1).reshape(1, h * w, -1)], 1)
@@ -71,10 +83,13 @@ class VFM(nn.Module):
         pretrained: with no checkpoint, False keeps the random weights (tests).
         frozen: no gradients, always in eval mode (False: to train it, e.g. :class:`OVVFMPretrainer`).
         input_size: resize the input to this square size first (SAM: 1024), None: as given.
+        pos_interp: position-embedding resampling, one of ``POS_INTERP`` (None: ``'antialias'`` for DINOv2 with
+            registers, as its hub entries, else ``'dino'``).
     """
 
     def __init__(self, model: nn.Module, family: str, *, name: str, checkpoint: str | None = None,
-                 pretrained: bool = True, input_size: int | None = None, frozen: bool = True) -> None:
+                 pretrained: bool = True, input_size: int | None = None, frozen: bool = True,
+                 pos_interp: str | None = None) -> None:
         super().__init__()
         self.model = model
         self.family = family
@@ -83,6 +98,11 @@ class VFM(nn.Module):
         self.pretrained = pretrained
         self.input_size = input_size
         self.frozen = frozen
+        if pos_interp is None:
+            pos_interp = 'antialias' if '_reg' in name.split('.')[0] else 'dino'
+        if pos_interp not in POS_INTERP:
+            raise ValueError(f"unknown VFM position interpolation '{pos_interp}'; valid: {list(POS_INTERP)}")
+        self.pos_interp = pos_interp
         if frozen:
             self.requires_grad_(False)
 
@@ -112,6 +132,9 @@ class VFM(nn.Module):
             if all(k.startswith(prefix) for k in state):
                 state = {k[len(prefix):]: v for k, v in state.items()}
         own = self.model.state_dict()
+        if 'mask_token' in state and 'mask_token' not in own:  # the DINOv2 repository's names (torch.hub)
+            from timm.models.vision_transformer import checkpoint_filter_fn
+            state = checkpoint_filter_fn(state, self.model)
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
@@ -131,28 +154,36 @@ class VFM(nn.Module):
         (h = H // patch, w = W // patch; SAM: its neck's map at ``input_size``)."""
         if self.input_size is not None:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', align_corners=False)
-        m = self.model
         if self.family == 'sam':
-            return m.forward_features(x)
+            return self.model.forward_features(x)
+        tokens, (h, w) = self.embed(x)
+        for blk in self.model.blocks:
+            tokens = blk(tokens)
+        tokens = self.model.norm(tokens)[:, -h * w:]
+        return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The tokens entering the first block (ViT families): (B, P + h*w, C) — CLS, the registers (if any) and the
+        patches with their position embeddings — and the grid (h, w)."""
+        m = self.model
         B = x.shape[0]
         tokens = m.patch_embed.proj(x)
         h, w = tokens.shape[-2:]
         tokens = tokens.flatten(2).transpose(1, 2)
         prefix = [t.expand(B, -1, -1) for t in (m.cls_token, getattr(m, 'reg_token', None)) if t is not None]
         if m.no_embed_class:  # position embedding on the patches only (timm's DINOv2 with registers)
-            tokens = torch.cat([*prefix, tokens + dino_pos_embed(m.pos_embed, (h, w), num_prefix=0)], 1)
+            tokens = torch.cat([*prefix, tokens + dino_pos_embed(m.pos_embed, (h, w), num_prefix=0,
+                                                                 method=self.pos_interp)], 1)
         else:
-            tokens = torch.cat([*prefix, tokens], 1) + dino_pos_embed(m.pos_embed, (h, w), num_prefix=len(prefix))
-        tokens = m.norm_pre(tokens)
-        for blk in m.blocks:
-            tokens = blk(tokens)
-        tokens = m.norm(tokens)[:, -h * w:]
-        return tokens.transpose(1, 2).reshape(B, -1, h, w)
+            tokens = torch.cat([*prefix, tokens], 1) + dino_pos_embed(m.pos_embed, (h, w), num_prefix=len(prefix),
+                                                                      method=self.pos_interp)
+        return m.norm_pre(tokens), (h, w)
 
 
 def build_vfm(model_name: str | None = None, *, checkpoint: str | os.PathLike | None = None,
               pretrained: bool = True, model_kwargs: dict[str, Any] | None = None,
-              config_file: str | os.PathLike | None = None, frozen: bool = True) -> VFM:
+              config_file: str | os.PathLike | None = None, frozen: bool = True,
+              pos_interp: str | None = None) -> VFM:
     """A VFM by timm name (e.g. ``'vit_base_patch8_224.dino'``) with local weights.
 
     Args:
@@ -164,7 +195,7 @@ def build_vfm(model_name: str | None = None, *, checkpoint: str | os.PathLike | 
         model_kwargs: architecture overrides for ``timm.create_model`` (tiny test models).
         config_file: a JSON with ``model_name`` and ``model_kwargs`` (what :class:`OVVFMPretrainer`
             exports next to its weights) instead of the two arguments.
-        frozen: see :class:`VFM`.
+        frozen, pos_interp: see :class:`VFM`.
 
     Raises:
         ValueError: an unsupported architecture (the message lists the valid ones).
@@ -185,7 +216,7 @@ def build_vfm(model_name: str | None = None, *, checkpoint: str | os.PathLike | 
     model = timm.create_model(model_name, pretrained=False, **kwargs)
     return VFM(model, family, name=model_name, checkpoint=None if checkpoint is None else os.fspath(checkpoint),
                pretrained=pretrained, input_size=model.patch_embed.img_size[0] if family == 'sam' else None,
-               frozen=frozen)
+               frozen=frozen, pos_interp=pos_interp)
 
 
 def _cached_pretrained(model: nn.Module, model_name: str) -> str:

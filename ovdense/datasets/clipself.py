@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..registry import register
 from ..clip.model import OPENAI_MEAN, OPENAI_STD
+from ..clip.vfm import IMAGENET_MEAN, IMAGENET_STD
 
 REGION_MODES = ('grid', 'proposals', 'annotations')
 
@@ -132,13 +133,18 @@ class OVCLIPSelfDataset(Dataset):
         repeats: independent random draws per image.
         seed: seed of the draws.
         mean, std: normalisation of the 0..1 images.
+        proxy_size: also give each sample a ``'proxy'`` image: the image resized on its own to this side as the
+            student input is (long side, zero padding right and bottom), ImageNet-normalised — DeCLIP's VFM input
+            (:class:`~ovdense.models.losses.OVContextLoss` with ``reference_quirks=True``; by default the loss
+            derives it from the student input). None: none.
     """
 
     def __init__(self, ann_file: str, img_dir: str, *, mode: str = 'grid', input_size: int = 1024,
                  crop_size: int = 224, patch_size: int = 16, max_split: int = 6, max_boxes: int = 6,
                  crop_scale: float = 1.0, box_crop_scale: float = 1.5, box_crop_shape: str = 'box',
                  min_size: float = 8.0, max_size: float = 1024.0,
-                 repeats: int = 1, seed: int = 0, mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD) -> None:
+                 repeats: int = 1, seed: int = 0, mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD,
+                 proxy_size: int | None = None) -> None:
         if mode not in REGION_MODES:
             raise ValueError(f"unknown region mode '{mode}'; valid: {list(REGION_MODES)}")
         if not Path(ann_file).is_file():
@@ -151,6 +157,7 @@ class OVCLIPSelfDataset(Dataset):
         self.box_crop_scale, self.box_crop_shape = box_crop_scale, box_crop_shape
         self.min_size, self.max_size, self.repeats, self.seed = min_size, max_size, repeats, seed
         self.mean, self.std = tuple(mean), tuple(std)
+        self.proxy_size = proxy_size
         data = json.loads(Path(ann_file).read_text())
         self.images = sorted(data['images'], key=lambda r: r['id'])
         cats = sorted(data.get('categories', []), key=lambda c: c['id'])
@@ -188,6 +195,8 @@ class OVCLIPSelfDataset(Dataset):
         inputs, scale = resize_longest(img, self.input_size, mean=self.mean, std=self.std)
         crop = lambda b: resize_max_size(img.crop(tuple(b)), self.crop_size, mean=self.mean, std=self.std)  # noqa: E731
         sample: dict[str, Any] = dict(img_id=rec['id'], ori_shape=(h, w), scale=scale)
+        if self.proxy_size:
+            sample['proxy'] = resize_longest(img, self.proxy_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)[0]
         if self.mode == 'grid':
             m, n = self.choices[int(rng.integers(len(self.choices)))]
             cells = grid_boxes(m, n)

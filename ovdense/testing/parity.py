@@ -34,6 +34,9 @@ PROXY_VFMS = {('dino', 8): 'vit_base_patch8_224.dino', ('dino', 16): 'vit_base_p
 CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
 EVA_CLIPSELF_CONFIG = 'configs/clipself/clipself_eva02-b16_coco-grid-1024.py'
 DENSECLIP_CONFIG = 'configs/denseclip/denseclip_vit-b16_ade20k-640.py'
+DECLIP_CONFIG = 'configs/declip/declip_eva02-b16_coco-grid-560.py'
+# DeCLIP's ``--use_vfm`` (DINOv2 hub entries with registers) -> the timm architecture that holds its weights
+DECLIP_VFMS = {'dinov2-B': 'vit_base_patch14_reg4_dinov2', 'dinov2-L': 'vit_large_patch14_reg4_dinov2'}
 
 
 @dataclass
@@ -76,10 +79,12 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_denseclip(case, golden_dir, REPO / DENSECLIP_CONFIG)
     if ref == 'clipself_eva':
         return _run_eva_clipself(case, case_path.parent, REPO / EVA_CLIPSELF_CONFIG)
+    if ref == 'declip':
+        return _run_declip(case, golden_dir, REPO / DECLIP_CONFIG)
     if ref in ('scclip', 'resclip'):
         return (_run_scclip if ref == 'scclip' else _run_resclip)(case, golden_dir, _protocol_config(case))
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'denseclip', 'proxyclip', 'scclip', 'resclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'declip', 'denseclip', 'proxyclip', 'scclip', 'resclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -680,4 +685,192 @@ def _run_resclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     finally:
         m.temp_thd = thd
     _segmentation_checks(model, inputs, meta, case, checks)
+    return checks
+
+
+def _declip_model(case: dict, golden_dir: Path, config: Path, cfg):
+    """Our DeCLIP config with the case's protocol: the mode's attention, the loss weights, the lock, the alpha, the
+    VFM (its timm architecture and the case's sizes) and the case's EVA-CLIP; the VFM input as the reference's."""
+    import json
+
+    from ovdense.models.pretrainers.clipself import OVCLIPSelf
+    proto, vcfg = case['protocol'], case['vfm_config']
+    if proto['use_vfm'] not in DECLIP_VFMS:
+        raise NotImplementedError(f"no timm architecture for DeCLIP's VFM '{proto['use_vfm']}'; known: {sorted(DECLIP_VFMS)}")
+    clip_cfg = json.loads((golden_dir / case['clip_config_file']).read_text())
+    weights = {'OVRegionCosineLoss': proto['loss_content_weight'], 'OVContextLoss': proto['loss_context_weight']}
+    losses = []
+    for loss in cfg.model.losses:
+        loss = dict(loss, weight=weights[loss['type']])
+        if loss['type'] == 'OVContextLoss':
+            loss['vfm'] = dict(model_name=DECLIP_VFMS[proto['use_vfm']], checkpoint=str(golden_dir / case['vfm_weights']),
+                               model_kwargs=dict(embed_dim=vcfg['embed_dim'], depth=vcfg['depth'],
+                                                 num_heads=vcfg['num_heads'], img_size=vcfg['img_size']))
+            loss['reference_quirks'] = True
+        losses.append(loss)
+    model_cfg = {k: v for k, v in cfg.model.items() if k != 'type'}
+    model_cfg.update(clip=dict(config_file=str(golden_dir / case['clip_config_file']),
+                               checkpoint=str(golden_dir / case['clip_weights'])),
+                     method=dict(type='OVDeCLIP', attention=case['mode'].removesuffix('_vfm_distill')),
+                     losses=losses, alpha=proto['alpha'],
+                     train_blocks=min(proto['lock_image_unlocked_groups'], clip_cfg['vision_cfg']['layers'])
+                     if proto['lock_image'] else None)
+    model = OVCLIPSelf(**model_cfg)
+    model.init_weights()
+    return model
+
+
+def _run_declip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """DeCLIP: our config's pretrainer with the case's protocol (:func:`_declip_model`), the config's transforms on the
+    case's image and boxes, then the reference's tensors through every step: trunk, decoupled block per attention,
+    dense maps, RoI features, the VFM, both similarities, the losses, the gradients and the parameters trained."""
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from PIL import Image
+
+    from ovdense.clip.formats import open_clip_to_eva_clip
+    from ovdense.clip.towers import rope_tables
+    from ovdense.clip.vfm import dino_pos_embed
+    from ovdense.clip.vfm import IMAGENET_MEAN, IMAGENET_STD
+    from ovdense.datasets.clipself import OVCLIPSelfDataset, resize_longest, resize_max_size
+    from ovdense.models.backbones.clip_vit import interpolate_pos_embed
+    from ovdense.models.losses import student_similarity, vfm_similarity
+    from ovdense.models.methods import OVDeCLIP, OVMaskCLIP, OVVanilla
+    from ovdense.models.pretrainers.clipself import roi_features
+
+
+    cfg = Config.fromfile(str(config))
+    proto = case['protocol']
+    model = _declip_model(case, golden_dir, config, cfg)
+    model.train()
+    student, t = model.student, model.student.tower
+    context_loss = next(loss for loss in model.losses if loss.name == 'context')
+    vfm = context_loss.vfm
+    checks: list[Check] = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    knobs = dict(input_size=proto['det_image_size'] // proto['downsample_factor'] * student.patch_size,
+                 vfm_patch=vfm.patch_size, proxy=proto['proxy_resolution'] // vfm.patch_size,
+                 crop=proto['input_size'], heads=proto['student_num_heads'], pos=vfm.pos_interp)
+    want = dict(input_size=proto['det_image_size'], vfm_patch=proto['vfm_patch_size'],
+                proxy=proto['det_image_size'] // proto['downsample_factor'], crop=t.image_size,
+                heads=t.num_heads, pos='antialias' if proto['vfm_interpolate_antialias'] else 'dino')
+    checks.append(Check('protocol_knobs', float(sum(knobs[k] != want[k] for k in knobs)), 0))
+
+    # inputs: the config's dataset transforms at the case's sizes on the case's image
+    ds = cfg.train_dataloader.dataset
+    image = Image.fromarray(case['image_rgb_uint8'].numpy())
+    w, h = image.size
+    x, scale = resize_longest(image, proto['det_image_size'], mean=proto['image_mean'], std=proto['image_std'])
+    add('input', x[None], case['input'])
+    proxy = resize_longest(image, proto['proxy_resolution'], mean=IMAGENET_MEAN, std=IMAGENET_STD)[0]
+    add('proxy_input', proxy[None], case['proxy_input'])
+    checks.append(Check('dataset_proxy_size_knob', float('proxy_size' not in OVCLIPSelfDataset.__init__.__code__.co_varnames), 0))
+    boxes_px = case['fixed_boxes_normed_original'][case['boxes_order']] * torch.tensor([w, h, w, h])
+    add('boxes_normed_input', boxes_px * scale / proto['det_image_size'], case['boxes_normed_input'])
+    crops = torch.stack([resize_max_size(image.crop(tuple(b.tolist())), ds.crop_size) for b in boxes_px])
+    add('teacher_crops', crops, case['teacher_crops'])
+
+    x, boxes, crops, proxy = case['input'], case['boxes_normed_input'], case['teacher_crops'], case['proxy_input']
+    sample = dict(boxes=boxes, crops=crops, proxy=proxy[0])
+    with torch.no_grad():
+        grid = (x.shape[-2] // student.patch_size, x.shape[-1] // student.patch_size)
+        add('student_rescaled_pos_embed', interpolate_pos_embed(t.positional_embedding, grid,
+                                                                method=student.pos_interp)[None],
+            case['student_rescaled_pos_embed'])
+        sin, cos = rope_tables(*grid, t.width // t.num_heads, t.rope_ref)
+        add('student_rope_freqs_cos', cos, case['student_rope_freqs_cos'])
+        add('student_rope_freqs_sin', sin, case['student_rope_freqs_sin'])
+        trunk = student.trunk(x, stop=-1)
+        add('student_last_block_input', trunk.tokens, case['student_last_block_input'])
+        add('student_last_block_output', student.method.last_block(student, t.blocks[-1], trunk.tokens, trunk.grid),
+            case['student_last_block_output'])
+        # the VFM and its similarity
+        add('vfm_pos_embed', dino_pos_embed(vfm.model.pos_embed, grid, num_prefix=0, method=vfm.pos_interp),
+            case['vfm_pos_embed'][:, 1:])
+        tokens, _ = vfm.embed(proxy)
+        add('vfm_tokens_block0_input', tokens, case['vfm_tokens_block0_input'])
+        for blk in vfm.model.blocks:
+            tokens = blk(tokens)
+        add('vfm_final_norm_cls_registers', vfm.model.norm(tokens)[:, :5], case['vfm_final_norm_cls_registers'])
+        feats = vfm.patch_features(proxy)
+        add('vfm_patch_features', feats, case['vfm_patch_features'])
+        checks.append(Check('vfm_grid_hw', float(list(feats.shape[-2:]) != list(case['vfm_grid_hw'])), 0))
+        add('vfm_similarity', vfm_similarity(feats), case['vfm_similarity'])
+        add('teacher_crop_features', F.normalize(model.teacher.encode_image(crops), dim=-1), case['teacher_crop_features'])
+        # every attention mode: dense map, RoI features, context, similarity, losses (the main mode's own keys)
+        main = case['mode'].removesuffix('_vfm_distill')
+        for att in ('qq', 'kk', 'vv', 'csa', 'all'):
+            student.method = OVDeCLIP(attention=att)
+            out = student.forward_tokens(x)
+            dense = student.to_map(out.tokens, out.grid)
+            key = (lambda k: k) if att == main else (lambda k, _a=att: f'mode/{_a}/{k}')
+            add(key('dense_map'), dense, case[key('dense_map')])
+            roi = roi_features(dense, [boxes])
+            if att == main:
+                add('roi_boxes_feature_grid', boxes * torch.tensor([grid[1], grid[0]] * 2), case['roi_boxes_feature_grid'])
+                add('roi_features_unnormalized', roi, case['roi_features_unnormalized'])
+                add('roi_features_inference', F.normalize(roi, dim=-1), case['roi_features_inference'])
+            add(key('roi_features'), F.normalize(roi, dim=-1), case[key('roi_features')])
+            ctx = out.extras['context']
+            ckey = 'student_context' if att == main else f'mode/{att}/context'
+            if ckey in case:
+                add(ckey, ctx[0].flatten(0, 1), case[ckey])
+            sim = student_similarity(ctx, out.grid, tuple(feats.shape[-2:]))
+            ref_shape = list(case[f'mode/{att}/student_similarity_shape'])
+            sim_ref = sim.flatten(0, 1) if sim.dim() == 4 else sim  # the reference's (B * heads, M, M) layout
+            checks.append(Check(f'mode/{att}/student_similarity_shape', float(list(sim_ref.shape) != ref_shape), 0))
+            add(f'mode/{att}/student_similarity_rows0to3', sim_ref[:, :4], case[f'mode/{att}/student_similarity_rows0to3'])
+            if att == main:
+                add('student_similarity', sim, case['student_similarity'])
+            losses = model(x, [sample], mode='loss')
+            add(f'mode/{att}/loss_context', losses['loss_context'], case[f'mode/{att}/loss_context'])
+            add(f'mode/{att}/loss_content', losses['loss_cosine'], case[f'mode/{att}/loss_content'])
+            # batch 2 (the reference fails for csa / all): the same image twice gives the same losses
+            two = model(x.expand(2, -1, -1, -1), [sample, sample], mode='loss')
+            add(f'mode/{att}/loss_context_batch2', two['loss_context'], case[f'mode/{att}/loss_context'])
+        for name, method in (('maskclip', OVMaskCLIP()), ('vanilla', OVVanilla())):
+            student.method = method
+            add(f'mode/{name}/dense_map', student.dense_features(x), case[f'mode/{name}/dense_map'])
+        student.method = OVDeCLIP(attention=main)
+
+    # one training step: losses, gradients, the trained parameters and their weight-decay groups
+    model.zero_grad()
+    losses = model(x, [sample], mode='loss')
+    add('loss_context', losses['loss_context'], case['loss_context'])
+    add('loss_context_unweighted', losses['context_dist'], case['loss_context_unweighted'])
+    add('loss_content', losses['loss_cosine'], case['loss_content'])
+    add('loss_content_unweighted', losses['cos_dissim'], case['loss_content_unweighted'])
+    total = losses['loss_context'] + losses['loss_cosine']
+    add('loss_total', total, case['loss_total'])
+    total.backward()
+    clip_model = student.clip.model
+    ours = open_clip_to_eva_clip({n: n for n, _ in clip_model.named_parameters()})
+    params = dict(clip_model.named_parameters())
+    for name in case['grad_names']:
+        grad, ref = params[ours[name]].grad, case[f'grad/{name}']
+        if ref is None or grad is None:
+            checks.append(Check(f'grad/{name}_none', float((ref is None) != (grad is None)), 0))
+        else:
+            add(f'grad/{name}', grad, ref)
+    none = sorted(e for e, n in ours.items() if params[n].grad is None)
+    checks.append(Check('grads_none_mismatches', float(len(set(none) ^ set(case['grads_none']))), 0))
+    norms = case['grad_norms']
+    checks.append(Check('grad_norms', max(abs(params[ours[e]].grad.double().norm().item() - v) for e, v in norms.items())))
+    trainable = {e for e, n in ours.items() if params[n].requires_grad}
+    checks.append(Check('trainable_params_mismatches', float(len(trainable ^ set(case['trainable_params']))), 0))
+    logging.disable(logging.WARNING)  # mmengine logs every parameter of a paramwise config
+    try:
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    finally:
+        logging.disable(logging.NOTSET)
+    names = {id(p): e for e, n in ours.items() for p in [params[n]]}
+    no_wd = {names[id(p)] for g in wrapper.optimizer.param_groups if g['weight_decay'] == 0 for p in g['params']
+             if id(p) in names and p.requires_grad}
+    checks.append(Check('no_weight_decay_mismatches', float(len(no_wd ^ set(case['no_weight_decay_params']))), 0))
+    opt = wrapper.optimizer.defaults
+    args = case['args']
+    checks.append(Check('optimizer_knobs', float((opt['lr'], opt['weight_decay'], tuple(opt['betas']), opt['eps'])
+                                                 != (args['lr'], args['wd'], (args['beta1'], args['beta2']), args['eps'])), 0))
     return checks

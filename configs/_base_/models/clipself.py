@@ -20,6 +20,8 @@ max_iters = 44000  # 6 epochs of COCO train2017 (118k images) at a global batch 
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6),
+    # no weight decay on norms, biases and other 1-d parameters (the reference's ``p.ndim < 2 or 'ln' or 'bias'``)
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),

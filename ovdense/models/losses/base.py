@@ -10,6 +10,7 @@ import torch.nn as nn
 if TYPE_CHECKING:
     from ...clip import CLIPModel
     from ..backbones.clip_vit import OVCLIPViT
+    from ..methods import DenseTokens
 
 
 @dataclass
@@ -22,18 +23,26 @@ class DistillBatch:
         crops: (N, 3, c, c) the teacher's image crops of all boxes, in order.
         student: the trained dense backbone.
         teacher: the frozen CLIP.
-        region_features: the pretrainer's student region pooling, ``(images, dense or None, boxes) -> (N, D)``.
+        region_features: the pretrainer's student region features of the boxes, ``(batch) -> (N, D)`` (pooled from
+            :meth:`tokens` unless the pooling runs the tower itself).
         samples: the data samples (anything else a loss needs, e.g. a VFM's input).
-        cache: computed once and shared between the losses of a step (e.g. ``'dense'``).
+        cache: computed once and shared between the losses of a step (:meth:`tokens`).
     """
     images: torch.Tensor
     boxes: Sequence[torch.Tensor]
     crops: torch.Tensor
     student: 'OVCLIPViT'
     teacher: 'CLIPModel'
-    region_features: Callable[[torch.Tensor, torch.Tensor | None, Sequence[torch.Tensor]], torch.Tensor]
+    region_features: Callable[['DistillBatch'], torch.Tensor]
     samples: Sequence[dict] = ()
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def tokens(self) -> 'DenseTokens':
+        """The student's dense forward of :attr:`images` (its method's tokens, grid and extras), run once per
+        batch."""
+        if 'tokens' not in self.cache:
+            self.cache['tokens'] = self.student.forward_tokens(self.images)
+        return self.cache['tokens']
 
 
 class OVDistillLoss(nn.Module):

@@ -22,6 +22,5 @@ class OVRegionCosineLoss(OVDistillLoss):
     def forward(self, batch: DistillBatch) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             teacher = F.normalize(batch.teacher.encode_image(batch.crops), dim=-1)
-        dense = batch.cache.get('dense')
-        student = F.normalize(batch.region_features(batch.images, dense, batch.boxes), dim=-1)
+        student = F.normalize(batch.region_features(batch), dim=-1)
         return (1 - (student * teacher).sum(-1)).sum(), torch.tensor(float(len(teacher)), device=teacher.device)

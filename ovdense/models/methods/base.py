@@ -29,10 +29,13 @@ class DenseTokens(NamedTuple):
             tokens, e.g. a CLS, may come first; a method may return none).
         grid: (h, w) of the patch tokens (a proxy method may return another grid than the CLIP's).
         intermediates: the backbone's ``out_indices`` block outputs, (B, width, h', w') each.
+        extras: what else a method computes on the way that a training loss reads (e.g. DeCLIP's last-block
+            ``'context'`` features); None when nothing.
     """
     tokens: torch.Tensor
     grid: tuple[int, int]
     intermediates: list[torch.Tensor]
+    extras: dict[str, Any] | None = None
 
 
 class OVDenseMethod(nn.Module):
@@ -52,6 +55,11 @@ class OVDenseMethod(nn.Module):
 
     def init_weights(self) -> None:
         """Load the weights of the method's own models (proxies); the CLIP's are the backbone's."""
+
+    def unused_parameters(self, vit: 'OVCLIPViT') -> list[nn.Parameter]:
+        """The tower's parameters this method's forward never reaches (frozen when the tower is trained through it,
+        e.g. the last block's FFN of a method that drops it)."""
+        return []
 
     def forward(self, vit: 'OVCLIPViT', images: torch.Tensor, *, text: torch.Tensor | None = None) -> DenseTokens:
         """Run ``vit`` on (B, 3, H, W) normalised images; ``text``: (Q, D) query embeddings if ``needs_text``."""

@@ -104,20 +104,29 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
             map (reference v2), ``'mask'`` (mean of the normalised tokens in the box mask) or
             ``'mask_attn'`` (reference v1, :func:`mask_attn_features`).
         train_blocks: train every block (None, the reference) or only the last N blocks (+ ln_post,
-            proj), for large models.
+            proj unless ``train_head=False``), for large models; the stem (patch embedding, CLS, positions) then
+            stays frozen.
+        train_head: with ``train_blocks``, also train ``ln_post`` and the projection (open_clip's lock groups);
+            False as EVA-CLIP's ``lock`` (CLIPSelf's and DeCLIP's EVA-02 recipes).
+        normalize_dense: L2-normalise the dense map before region pooling (CLIPSelf); DeCLIP pools the raw map
+            (the region features are normalised after pooling either way).
         alpha: weight of the student in the exported weight-space ensemble
             ``alpha * student + (1 - alpha) * teacher`` (reference 0.7 for B, 0.95 for L).
         text_encoder: :class:`~ovdense.models.text.OVTextEncoder` config: the classes of region
             classification (``mode='predict'``), embedded with the student's (frozen) text tower.
         losses: the distillation losses summed (:mod:`ovdense.models.losses`, each with its ``weight``); CLIPSelf:
-            ``[dict(type='OVRegionCosineLoss')]``.
+            ``[dict(type='OVRegionCosineLoss')]``; DeCLIP adds ``dict(type='OVContextLoss', vfm=..., weight=0.1)``
+            with ``method=dict(type='OVDeCLIP')``.
+
+    The parameters the student's method never reaches (DeCLIP: the last block's FFN) are frozen.
         data_preprocessor: mmengine data preprocessor config (images arrive normalised).
     """
 
     training_free = True  # region classification needs the CLIP weights only
 
     def __init__(self, clip: dict, method: dict | None = None, *, pos_interp: str = 'bicubic',
-                 region_pool: str = 'roi_align', train_blocks: int | None = None, alpha: float = 0.7,
+                 region_pool: str = 'roi_align', train_blocks: int | None = None, train_head: bool = True,
+                 normalize_dense: bool = True, alpha: float = 0.7,
                  text_encoder: dict | None = None, losses: Sequence[dict] | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='BaseDataPreprocessor'),
@@ -133,27 +142,29 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         self.teacher: CLIPModel = build_clip(**clip)
         self.teacher.requires_grad_(False)
         self.region_pool = region_pool
+        self.normalize_dense = normalize_dense
         self.alpha = alpha
         self.text_encoder = build_text_encoder(text_encoder)
         self.losses = nn.ModuleList(build_distill_loss(c) for c in (losses or [dict(type='OVRegionCosineLoss')]))
         names = [loss.name for loss in self.losses]
         if not names or len(set(names)) != len(names):
             raise ValueError(f'losses must be at least one, each of another kind; got {names}')
-        self._freeze(train_blocks)
+        self._freeze(train_blocks, train_head)
 
     @property
     def text_clip(self) -> CLIPModel:
         return self.student.clip  # its text tower is frozen: the teacher's, too
 
-    def _freeze(self, train_blocks: int | None) -> None:
+    def _freeze(self, train_blocks: int | None, train_head: bool) -> None:
         clip = self.student.clip
         clip.lock_text()  # the text tower is not distilled
-        if train_blocks is None:
-            return
-        n = len(self.student.tower.blocks)
-        if not 1 <= train_blocks <= n:
-            raise ValueError(f'train_blocks must be in 1..{n} (or None for all), got {train_blocks}')
-        clip.lock_vision(unlocked_blocks=train_blocks)
+        if train_blocks is not None:
+            n = len(self.student.tower.blocks)
+            if not 1 <= train_blocks <= n:
+                raise ValueError(f'train_blocks must be in 1..{n} (or None for all), got {train_blocks}')
+            clip.lock_vision(unlocked_blocks=train_blocks, head=train_head)
+        for p in self.student.method.unused_parameters(self.student):
+            p.requires_grad_(False)
 
     def init_weights(self) -> None:
         """Load the CLIP weights into the student, and copy them into the teacher (once)."""
@@ -161,6 +172,9 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
             return
         self.student.init_weights()
         self.teacher.model.load_state_dict(self.student.clip.model.state_dict())
+        for loss in self.losses:
+            if hasattr(loss, 'init_weights'):
+                loss.init_weights()  # a loss's own models (DeCLIP's VFM)
         self._is_init = True
 
     def train(self, mode: bool = True) -> 'OVCLIPSelf':
@@ -171,14 +185,14 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
     # ------------------------------------------------------------------ features
     def region_features(self, images: torch.Tensor, dense: torch.Tensor | None,
                         boxes: Sequence[torch.Tensor]) -> torch.Tensor:
-        """(N, D) student features of normalised boxes (per image (n_i, 4)), from the normalised dense
-        map (B, D, h, w) of ``images`` (computed here when None)."""
+        """(N, D) student features of normalised boxes (per image (n_i, 4)), from the dense map (B, D, h, w) of
+        ``images`` (normalised if ``normalize_dense``; computed here when None)."""
         if self.region_pool == 'mask_attn':
             p = self.student.patch_size
             h, w = images.shape[-2] // p, images.shape[-1] // p
             return mask_attn_features(self.student, images, [box_masks(b.to(images), h, w) for b in boxes])
         if dense is None:
-            dense = self.student.dense_features(images, normalize=True)
+            dense = self.student.dense_features(images, normalize=self.normalize_dense)
         if self.region_pool == 'roi_align':
             return roi_features(dense, boxes)
         h, w = dense.shape[-2:]
@@ -194,15 +208,23 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
             return self._loss(images, data_samples)
         if mode not in ('predict', 'tensor'):
             raise ValueError(f"unknown mode '{mode}'; valid: ['loss', 'predict', 'tensor']")
-        dense = self.student.dense_features(images, normalize=True)
         if mode == 'tensor':
-            return dense
-        return self._predict(dense, data_samples)
+            return self.student.dense_features(images, normalize=True)
+        return self._predict(self.student.dense_features(images, normalize=self.normalize_dense), data_samples)
+
+    def _batch_regions(self, batch: DistillBatch) -> torch.Tensor:
+        """(N, D) region features of a distillation batch, pooled from its (shared) student forward."""
+        if self.region_pool == 'mask_attn':
+            return self.region_features(batch.images, None, batch.boxes)
+        out = batch.tokens()
+        dense = self.student.to_map(out.tokens, out.grid)
+        return self.region_features(batch.images, F.normalize(dense, dim=1) if self.normalize_dense else dense,
+                                    batch.boxes)
 
     def _loss(self, images: torch.Tensor, samples: list[dict]) -> dict[str, torch.Tensor]:
         batch = DistillBatch(images=images, boxes=[s['boxes'] for s in samples],
                              crops=torch.cat([s['crops'] for s in samples]).to(images), student=self.student,
-                             teacher=self.teacher, region_features=self.region_features, samples=samples)
+                             teacher=self.teacher, region_features=self._batch_regions, samples=samples)
         out = {}
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         for loss in self.losses:
@@ -227,7 +249,7 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
     def _predict(self, dense: torch.Tensor, samples: list[dict]) -> list[dict]:
         text = self.class_embeddings()
         roi = roi_features(dense, [s['boxes'] for s in samples])
-        msk = mask_features(dense, [s['masks'] for s in samples])
+        msk = mask_features(F.normalize(dense, dim=1), [s['masks'] for s in samples])
         crops = torch.cat([s['crops'] for s in samples]).to(dense)
         crop = self.teacher.encode_image(crops) if len(crops) else roi.new_zeros(0, roi.shape[1])
         scores = {k: self._classify(v, text) for k, v in (('roi', roi), ('mask', msk), ('crop', crop))}
