@@ -2,6 +2,7 @@
 
 python tools/benchmark.py seg --model ViT-B-16 --mode clearclip --size 448 448 --crop 224 --stride 112
 python tools/benchmark.py clipself --model ViT-B-16 --size 1024 1024 --batch 2 --boxes 6
+python tools/benchmark.py clipself --model EVA02-B-16 --size 560 560 --batch 2 --boxes 20 --vfm vit_base_patch14_reg4_dinov2
 python tools/benchmark.py scale --mode naclip --size 1024 2048 --vocab lvis --templates openai
 
 ``scale``: one image of --size (random pixels, or --image resized) through the public API exactly as
@@ -73,11 +74,15 @@ def run_seg(args) -> dict:
 
 
 def run_clipself(args) -> dict:
-    """Seconds per CLIPSelf training iteration (forward, backward, AdamW step) and the process's peak RSS."""
+    """Seconds per CLIPSelf training iteration (forward, backward, AdamW step) and the process's peak RSS; with
+    ``--vfm`` DeCLIP's (its decoupled last block, content + context losses, the VFM at the student's grid)."""
     from ovdense.models import OVCLIPSelf
     torch.set_num_threads(args.threads)
     clip = dict(model_name=args.model) if not args.clip_config else dict(config_file=args.clip_config)
-    model = OVCLIPSelf(clip)
+    declip = dict(method=dict(type='OVDeCLIP'), normalize_dense=False, losses=[
+        dict(type='OVRegionCosineLoss'), dict(type='OVContextLoss', weight=0.1,
+                                              vfm=dict(model_name=args.vfm, pretrained=False))]) if args.vfm else {}
+    model = OVCLIPSelf(clip, **declip)
     model.init_weights()
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
@@ -93,7 +98,7 @@ def run_clipself(args) -> dict:
     ts = []
     for _ in range(args.repeat + 1):  # the first iteration is a warm-up
         t = time.perf_counter()
-        loss = model(images, samples, mode='loss')['loss_cosine']
+        loss = sum(v for k, v in model(images, samples, mode='loss').items() if k.startswith('loss_'))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -179,6 +184,7 @@ def main() -> None:
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch', type=int, default=2, help='clipself: images per iteration')
     p.add_argument('--boxes', type=int, default=6, help='clipself: regions per image')
+    p.add_argument('--vfm', help="clipself: DeCLIP with this timm VFM (random weights), e.g. 'vit_base_patch14_reg4_dinov2'")
     p.add_argument('--config', help='scale: config of the protocol (default: the mode\'s Context-59 one)')
     p.add_argument('--checkpoint', help='scale: local CLIP weights with --clip-config')
     p.add_argument('--classes', type=int, help='scale: a vocabulary of this many made-up class names')

@@ -223,6 +223,31 @@ class CLIPModel(nn.Module):
             if isinstance(p, nn.Parameter):
                 p.requires_grad_(False)
 
+    def finetune_attention(self, parts: str = 'qv') -> list[str]:
+        """Freeze everything but the attention input projections ``parts`` (of ``'q'``, ``'k'``, ``'v'``) of every
+        block of both towers (CAT-Seg's ``CLIP_FINETUNE attention``: q and v weights; biases stay frozen). A packed
+        projection (open_clip's ``in_proj_weight``) trains with the other rows' gradient zeroed by a hook (give it no
+        weight decay, or those rows decay). Returns the names of the parameters left trainable."""
+        if not parts or set(parts) - set('qkv'):
+            raise ValueError(f"parts must be letters of 'qkv', got {parts!r}")
+        self.model.requires_grad_(False)
+        names = []
+        for name, p in self.model.named_parameters():
+            if name.endswith('attn.in_proj_weight'):
+                rows = p.shape[0] // 3
+                mask = torch.zeros(p.shape[0], 1, dtype=p.dtype, device=p.device)
+                for i, c in enumerate('qkv'):
+                    if c in parts:
+                        mask[i * rows:(i + 1) * rows] = 1
+                p.requires_grad_(True)
+                if not bool(mask.all()):
+                    p.register_hook(lambda g, _m=mask: g * _m.to(g))
+                names.append(name)
+            elif any(name.endswith(f'attn.{c}_proj.weight') for c in parts):
+                p.requires_grad_(True)
+                names.append(name)
+        return names
+
     def lock_vision(self, unlocked_blocks: int = 0, *, head: bool = True) -> None:
         """Freeze the vision tower but its last ``unlocked_blocks`` blocks (then with ``ln_post`` and the
         projection, unless ``head=False``: EVA-CLIP's own ``lock``, which CLIPSelf's and DeCLIP's EVA recipes use,

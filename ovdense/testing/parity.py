@@ -35,6 +35,7 @@ CLIPSELF_CONFIG = 'configs/clipself/clipself_vit-b16_coco-grid-1024.py'
 EVA_CLIPSELF_CONFIG = 'configs/clipself/clipself_eva02-b16_coco-grid-1024.py'
 DENSECLIP_CONFIG = 'configs/denseclip/denseclip_vit-b16_ade20k-640.py'
 DECLIP_CONFIG = 'configs/declip/declip_eva02-b16_coco-grid-560.py'
+CATSEG_CONFIG = 'configs/catseg/catseg_vit-b16_coco-stuff171-384.py'
 # DeCLIP's ``--use_vfm`` (DINOv2 hub entries with registers) -> the timm architecture that holds its weights
 DECLIP_VFMS = {'dinov2-B': 'vit_base_patch14_reg4_dinov2', 'dinov2-L': 'vit_large_patch14_reg4_dinov2'}
 
@@ -81,10 +82,12 @@ def run_case(case_path: str | Path) -> list[Check]:
         return _run_eva_clipself(case, case_path.parent, REPO / EVA_CLIPSELF_CONFIG)
     if ref == 'declip':
         return _run_declip(case, golden_dir, REPO / DECLIP_CONFIG)
+    if ref == 'catseg':
+        return _run_catseg(case, golden_dir, REPO / CATSEG_CONFIG)
     if ref in ('scclip', 'resclip'):
         return (_run_scclip if ref == 'scclip' else _run_resclip)(case, golden_dir, _protocol_config(case))
     raise NotImplementedError(f"no ovdense parity runner for reference '{ref}' ({case.get('config_file')}) yet; "
-                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'clipself', 'clipself_eva', 'declip', 'denseclip', 'proxyclip', 'scclip', 'resclip'})}")
+                              f"implemented: {sorted({r for r, _ in SEG_CONFIGS} | {'catseg', 'clipself', 'clipself_eva', 'declip', 'denseclip', 'proxyclip', 'scclip', 'resclip'})}")
 
 
 def _run_segmentation(case: dict, golden_dir: Path, config: Path) -> list[Check]:
@@ -874,3 +877,151 @@ def _run_declip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     checks.append(Check('optimizer_knobs', float((opt['lr'], opt['weight_decay'], tuple(opt['betas']), opt['eps'])
                                                  != (args['lr'], args['wd'], (args['beta1'], args['beta2']), args['eps'])), 0))
     return checks
+
+
+def _catseg_model(case: dict, golden_dir: Path, cfg, vocabulary):
+    """Our CAT-Seg config with the case's protocol: the tiny head's sizes (the case's head config), the guidance
+    blocks, resolutions, sliding knobs, template, the case's CLIP and head weights, ``reference_quirks`` on."""
+    import ast
+    import json
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from safetensors.torch import load_file
+
+    import ovdense.models  # noqa: F401
+    from ovdense.models.segmentors.catseg import from_reference_state_dict
+    proto = case['protocol']
+    head_cfg = json.loads((golden_dir / 'catseg' / 'tiny_catseg_config.json').read_text())
+    o = {k.split('.')[-1]: ast.literal_eval(v) for k, v in head_cfg['tiny_overrides'].items() if k != 'MODEL.DEVICE'}
+    init_default_scope('mmseg')
+    m = cfg.model
+    m.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
+                           checkpoint=str(golden_dir / case['clip_weights']))
+    m.backbone.out_indices = tuple(proto['layer_indexes'])
+    m.backbone.method.reference_quirks = True
+    m.decode_head.update(width=proto['proj_dim'], embed_dim=o['TEXT_GUIDANCE_DIM'],
+                         text_guidance_proj_dim=o['TEXT_GUIDANCE_PROJ_DIM'],
+                         appearance_guidance_proj_dim=o['APPEARANCE_GUIDANCE_PROJ_DIM'], decoder_dims=o['DECODER_DIMS'],
+                         decoder_guidance_dims=o['DECODER_GUIDANCE_DIMS'],
+                         decoder_guidance_proj_dims=o['DECODER_GUIDANCE_PROJ_DIMS'], num_layers=o['NUM_LAYERS'],
+                         num_heads=o['NUM_HEADS'], hidden_dim=o['HIDDEN_DIMS'], pad_len=proto['pad_len'],
+                         window_size=proto['swin_window_size'][0], feature_resolution=proto['feature_resolution'])
+    m.text_encoder.update(vocabulary=vocabulary, templates=list(proto['prompt_templates']))
+    m.update(clip_resolution=proto['clip_resolution'], slide_size=proto['sliding_out_res'],
+             slide_overlap=proto['sliding_overlap'], reference_quirks=True)
+    model = MODELS.build(m)
+    model.init_weights()
+    state = from_reference_state_dict(load_file(str(golden_dir / case['head_weights'])))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(('backbone.', 'text_encoder.')) for k in missing):
+        raise ValueError(f'CAT-Seg head weights do not fit: missing {missing}, unexpected {unexpected}')
+    return model
+
+
+def _run_catseg(case: dict, golden_dir: Path, config: Path) -> list[Check]:
+    """CAT-Seg: our config's model with the case's protocol (:func:`_catseg_model`) on the reference's mapper image:
+    CLIP features and guidance, text, cost volume, every aggregation layer (global crop), decoder, logits, the sliding
+    and whole-image probabilities and labels, the >256-class truncation."""
+    import re
+
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(config))
+    proto = case['protocol']
+    model = _catseg_model(case, golden_dir, cfg, list(case['class_names']))
+    model.eval()
+    checks: list[Check] = []
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    pre = cfg.model.data_preprocessor
+    pool = [int(v) for v in re.search(r'kernel_size=\[(\d+), (\d+)\]', case['train_protocol']['class_pooling']).groups()]
+    knobs = dict(mean=list(pre['mean']), std=list(pre['std']),
+                 stride=int(model.clip_resolution[0] * (1 - model.slide_overlap)),
+                 pool=list(model.decode_head.pooling_size),
+                 shift=[b.shift for b in model.decode_head.transformer.layers[0].swin_block.children() if hasattr(b, 'shift')])
+    want = dict(mean=list(proto['clip_pixel_mean']), std=list(proto['clip_pixel_std']), stride=proto['sliding_stride'],
+                pool=pool, shift=list(proto['swin_shift_size']))
+    for k in knobs:  # the config's preprocessing, sliding stride, training pooling and Swin shifts
+        checks.append(Check(f'protocol_{k}', _max_diff(torch.tensor(knobs[k], dtype=torch.float64),
+                                                       torch.tensor(want[k], dtype=torch.float64)), 1e-6))
+    mean = torch.tensor(proto['clip_pixel_mean']).view(3, 1, 1)
+    std = torch.tensor(proto['clip_pixel_std']).view(3, 1, 1)
+    image = (case['mapper_image_uint8'].float() - mean) / std
+    text = model.class_embeddings()
+    add('text_embeddings', text.queries[:, None], case['text_embeddings'])
+    head, agg = model.decode_head, model.decode_head.transformer
+    seen: dict[str, list] = {}
+
+    def hook(name):
+        return lambda mod, inp, out: seen.setdefault(name, []).append(out)
+    handles = [head.upsample1.register_forward_hook(hook('res4')),
+               agg.guidance_projection.register_forward_hook(hook('proj_guidance')),
+               agg.text_guidance_projection.register_forward_hook(hook('proj_text_guidance')),
+               agg.decoder1.register_forward_hook(hook('decoder1')), head.register_forward_hook(hook('logits')),
+               model.backbone.register_forward_hook(hook('backbone'))]
+    handles += [p.register_forward_hook(hook(f'proj_decoder_guidance{i}'))
+                for i, p in enumerate(agg.decoder_guidance_projection)]
+    for i, layer in enumerate(agg.layers):
+        handles += [layer.swin_block.block_1.register_forward_hook(hook(f'layer{i}_swin_block1')),
+                    layer.swin_block.register_forward_hook(hook(f'layer{i}_swin')),
+                    layer.attention.register_forward_hook(hook(f'layer{i}_class'))]
+    gi, T = int(case['global_crop_index']), len(case['class_names'])
+    size0 = case['image_rgb_uint8'].shape[:2]
+    with torch.no_grad(), _Recorder((agg, 'correlation'), (agg, 'corr_embed')) as rec:
+        probs = model.inference(image, text)
+        sem = F.interpolate(probs[None], size=size0, mode='bilinear', align_corners=False)[0]
+    for h in handles:
+        h.remove()
+    g0, g1, dense = seen['backbone'][0]
+    k = model.clip_resolution
+    canvas = F.interpolate(image[None], size=model.slide_size, mode='bilinear', align_corners=False)
+    crops = F.unfold(canvas, k, stride=knobs['stride'])[0].T.reshape(-1, 3, *k)
+    with torch.no_grad():
+        out = model.backbone.forward_tokens(torch.cat([crops, F.interpolate(image[None], size=k, mode='bilinear',
+                                                                            align_corners=False)]))
+    add('clip_dense_features', out.tokens, case['clip_dense_features'])
+    ref_g = case['guidance_layer_tokens'][:, 1:].permute(0, 2, 3, 1).reshape(2, -1, g0.shape[1], *g0.shape[-2:])
+    add('guidance_layer_tokens', torch.stack([g0, g1]), ref_g)
+    add('res4_global_ch0_15', seen['res4'][0][gi:gi + 1, :16], case['res4_global_ch0_15'])
+    with torch.no_grad():
+        add('res5_global_ch0_15', head.upsample2(g1[gi:gi + 1])[:, :16], case['res5_global_ch0_15'])
+    add('corr', rec.calls['correlation'][0][2], case['corr'])
+    add('corr_embed_global', rec.calls['corr_embed'][0][2][gi:gi + 1], case['corr_embed_global'])
+    for name in ('proj_guidance', 'proj_text_guidance', 'proj_decoder_guidance0', 'proj_decoder_guidance1'):
+        add(name, seen[name][0], case[name])
+    B, C = dense.shape[0], agg.layers[0].swin_block.block_1.norm1.normalized_shape[0]
+    H, W = model.decode_head.feature_resolution
+    for i in range(len(agg.layers)):
+        b1 = seen[f'layer{i}_swin_block1'][0].view(B, T, H, W, C)[gi].permute(3, 0, 1, 2)[None]
+        add(f'layer{i}_swin_block1_global', b1, case[f'layer{i}_swin_block1_global'])
+        add(f'layer{i}_swin_global', seen[f'layer{i}_swin'][0][gi:gi + 1], case[f'layer{i}_swin_global'])
+        add(f'layer{i}_class_global', seen[f'layer{i}_class'][0][gi:gi + 1], case[f'layer{i}_class_global'])
+    d1 = seen['decoder1'][0]
+    add('decoder1_global', d1.view(B, T, *d1.shape[1:])[gi, case['decoder1_global_classes']], case['decoder1_global'])
+    add('window_logits_probe', seen['logits'][0][:, case['probe_classes']], case['window_logits_probe'])
+    add('sem_seg', sem, case['sem_seg'])
+    _label_checks('pred_label', sem, case['pred_label'], checks)
+    # the whole-image path (the reference pads to 32 and stretches the band: reference_quirks)
+    model.test_cfg['mode'] = 'whole'
+    seen.clear()
+    handles = [model.backbone.register_forward_pre_hook(lambda mod, inp: seen.setdefault('clip_input', inp[0])),
+               head.register_forward_hook(hook('logits'))]
+    with torch.no_grad():
+        whole = F.interpolate(model.inference(image, text)[None], size=size0, mode='bilinear', align_corners=False)[0]
+    for h in handles:
+        h.remove()
+    add('whole_clip_input', seen['clip_input'], case['whole_clip_input'])
+    add('whole_logits_probe', seen['logits'][0][:, case['probe_classes']], case['whole_logits_probe'])
+    add('whole_sem_seg_probe', whole[case['probe_classes']], case['whole_sem_seg_probe'])
+    add('whole_sem_seg_max', whole.max(0).values, case['whole_sem_seg_max'])
+    _label_checks('whole_pred_label', whole, case['whole_pred_label'], checks)
+    return checks
+
+
+def _label_checks(name: str, probs: torch.Tensor, gold: torch.Tensor, checks: list[Check], margin: float = 1e-5) -> None:
+    """Label mismatches where the top-2 margin of ``probs`` (K, H, W) exceeds ``margin`` (near-ties may flip), and how
+    many pixels are that close (reported, not judged)."""
+    top2 = probs.topk(2, dim=0).values
+    sure = (top2[0] - top2[1]) > margin
+    checks.append(Check(f'{name}_mismatches', float(((probs.argmax(0) != gold) & sure).sum()), 0))
+    checks.append(Check(f'{name}_near_ties', float((~sure).sum()), float('inf')))

@@ -69,6 +69,8 @@ CONFIGS = {
     'fvit_vit-b16_ov-coco-640.py': (golden_clip_cfg(), 192, 128),
     'fvit_eva02-b16_ov-coco-640.py': (
         dict(model_cfg=dict(TINY_EVA_CFG, vision_cfg=dict(TINY_EVA_CFG['vision_cfg'], layers=4))), 64, 32),
+    'fvit_declip-eva02-b16_ov-coco-640.py': (  # a DeCLIP backbone: its decoupled last block gives the VLM map
+        dict(model_cfg=dict(TINY_EVA_CFG, vision_cfg=dict(TINY_EVA_CFG['vision_cfg'], layers=4))), 64, 32),
 }
 
 

@@ -1,3 +1,4 @@
+from .catseg_head import OVCATSegHead
 from .text_seg_head import OVTextSegHead
 
-__all__ = ['OVTextSegHead']
+__all__ = ['OVCATSegHead', 'OVTextSegHead']

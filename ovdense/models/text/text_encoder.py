@@ -20,7 +20,7 @@ from ...progress import ProgressFn
 from ...registry import register
 from ...vocabulary import Vocabulary
 
-SYNONYM_RULES = ('max', 'mean')
+SYNONYM_RULES = ('max', 'mean', 'first')
 BACKGROUND_KINDS = ('learnt',)
 MEMORY_ENTRIES = 16  # cached (weights, vocabulary, templates) embeddings kept in memory
 
@@ -163,6 +163,13 @@ def encode_queries(clip: CLIPModel, queries: Sequence[str], templates: Sequence[
     return F.normalize(torch.cat(out), dim=-1)
 
 
+def differentiable_queries(clip: CLIPModel, queries: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """(Q, D) as :func:`encode_queries`, with autograd through the text tower (training a text tower)."""
+    prompts = [t.format(q) if '{}' in t else f'{t} {q}' for q in queries for t in templates]
+    emb = clip.encode_text(clip.tokenize(prompts), normalize=True)
+    return F.normalize(emb.float().view(len(queries), len(templates), -1).mean(1), dim=-1)
+
+
 @register('MODELS')
 class OVTextEncoder(BaseModule):
     """The one text side of ovdense models: owns the vocabulary, the prompt templates, the synonym rule,
@@ -175,6 +182,7 @@ class OVTextEncoder(BaseModule):
         of whatever the consumer computes (probabilities after a softmax over all names in the training-free
         segmentors, as SCLIP / ClearCLIP / NACLIP; cosine in region classification; logits in trained heads).
         ``'mean'``: one query per class, the normalised mean of its names' embeddings (ViLD / Detic style).
+        ``'first'``: one query per class, its first name (CAT-Seg: the text before the first ", ").
 
     Args:
         vocabulary: the classes (:meth:`Vocabulary.coerce`: a Vocabulary, list, ``dict(dataset=...)``,
@@ -191,13 +199,18 @@ class OVTextEncoder(BaseModule):
         embed_dim: joint embedding dimension (needed with ``background='learnt'``).
         cache_dir: folder to cache embeddings on disk (None: memory only).
         batch_size: prompts per text-tower forward.
+        trainable: the text tower trains with the model (CAT-Seg fine-tunes its attention): in training mode with
+            gradients on, embeddings are computed with autograd (never cached); otherwise cached as always (the
+            cache key hashes the text weights as they are, so fine-tuned weights never meet stale embeddings).
     """
 
     def __init__(self, vocabulary: Any = None, *, templates: str | Sequence[str] = 'openai', synonyms: str = 'max',
                  background: str | Sequence[str] | None = None, num_contexts: int = 0,
                  context_length: int | None = None, context_width: int | None = None, embed_dim: int | None = None,
-                 cache_dir: str | None = None, batch_size: int = 256, init_cfg: dict | None = None) -> None:
+                 cache_dir: str | None = None, batch_size: int = 256, trainable: bool = False,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.trainable = trainable
         if synonyms not in SYNONYM_RULES:
             raise ValueError(f"unknown synonym rule '{synonyms}'; valid: {list(SYNONYM_RULES)}")
         if isinstance(background, str) and background not in BACKGROUND_KINDS:
@@ -264,11 +277,17 @@ class OVTextEncoder(BaseModule):
         """
         vocab = self.vocabulary if vocabulary is None else Vocabulary.coerce(vocabulary)
         device = clip.logit_scale.device
-        if self.contexts is not None:
+        names = vocab.queries
+        if self.synonyms == 'first':  # the first query of each class (query_to_class is non-decreasing)
+            first = torch.searchsorted(vocab.query_to_class, torch.arange(len(vocab)))
+            names = [vocab.queries[i] for i in first.tolist()]
+        if self.trainable and self.training and torch.is_grad_enabled():
+            queries = differentiable_queries(clip, names, self.prompt_templates())
+        elif self.contexts is not None:
             queries = F.normalize(self.encode_with_contexts(clip, vocab.queries), dim=-1)
         else:
-            queries = self.cache.get(clip, vocab.queries, self.prompt_templates(), progress=progress).to(device)
-        q2c = vocab.query_to_class.to(device)
+            queries = self.cache.get(clip, names, self.prompt_templates(), progress=progress).to(device)
+        q2c = torch.arange(len(vocab), device=device) if self.synonyms == 'first' else vocab.query_to_class.to(device)
         if self.synonyms == 'mean' and queries.shape[0] != len(vocab):
             queries = F.normalize(torch.zeros(len(vocab), queries.shape[1], device=device,
                                               dtype=queries.dtype).index_add_(0, q2c, queries), dim=-1)
