@@ -49,16 +49,17 @@ class Vocabulary:
         object.__setattr__(self, 'classes', tuple(tuple(_normalize(n) for n in names) for names in self.classes))
         if not self.classes:
             raise ValueError(f'empty vocabulary ({self.source}): give at least one class name')
-        seen: dict[str, int] = {}
+        # a class is a duplicate when its names (case-insensitive, as a set) are another's; classes that share a
+        # name but not all are distinct (ADE-847: 'bag' and 'bag, handbag, pocketbook, purse')
+        seen: dict[frozenset, int] = {}
         for i, names in enumerate(self.classes):
             if not names or any(not n for n in names):
                 raise ValueError(f'empty class name in vocabulary ({self.source}) at class {i}')
-            for n in names:
-                key = n.lower()
-                if key in seen:
-                    raise ValueError(f"duplicate class name '{n}' in vocabulary ({self.source}): "
-                                     f'classes {seen[key]} and {i}')
-                seen[key] = i
+            key = frozenset(n.lower() for n in names)
+            if key in seen:
+                raise ValueError(f"duplicate class name '{names[0]}' in vocabulary ({self.source}): "
+                                 f'classes {seen[key]} and {i}')
+            seen[key] = i
 
     # ------------------------------------------------------------------ builders
     @classmethod

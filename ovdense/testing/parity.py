@@ -1004,7 +1004,7 @@ def _run_catseg(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     # the whole-image path (the reference pads to 32 and stretches the band: reference_quirks)
     model.test_cfg['mode'] = 'whole'
     seen.clear()
-    handles = [model.backbone.register_forward_pre_hook(lambda mod, inp: seen.setdefault('clip_input', inp[0])),
+    handles = [model.backbone.register_forward_pre_hook(lambda mod, inp: seen.update(clip_input=inp[0])),
                head.register_forward_hook(hook('logits'))]
     with torch.no_grad():
         whole = F.interpolate(model.inference(image, text)[None], size=size0, mode='bilinear', align_corners=False)[0]
@@ -1015,7 +1015,127 @@ def _run_catseg(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     add('whole_sem_seg_probe', whole[case['probe_classes']], case['whole_sem_seg_probe'])
     add('whole_sem_seg_max', whole.max(0).values, case['whole_sem_seg_max'])
     _label_checks('whole_pred_label', whole, case['whole_pred_label'], checks)
+    _catseg_big_vocabulary(model, image, case, checks)
+    _catseg_training_step(case, golden_dir, config, checks)
     return checks
+
+
+def _catseg_big_vocabulary(model, image: torch.Tensor, case: dict, checks: list[Check]) -> None:
+    """The whole-image path with the case's >256-class vocabulary: each class's best cosine, the 256 kept, the -100
+    logits of the others, labels and per-class probability sums."""
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    text = model.class_embeddings(list(case['big_class_names']))
+    add('big_text_embeddings', text.queries[:, None], case['big_text_embeddings'])
+    agg = model.decode_head.transformer
+    seen = {}
+    h = model.decode_head.register_forward_hook(lambda mod, inp, out: seen.update(logits=out))
+    with torch.no_grad(), _Recorder((agg, 'correlation')) as rec:
+        probs = model.inference(image, text)
+    h.remove()
+    corr = rec.calls['correlation'][0][2]
+    add('big_corr', corr, case['big_corr'])
+    add('big_class_max_cos', corr.transpose(1, 2).flatten(2).max(-1).values, case['big_class_max_cos'])
+    logits = seen['logits']
+    kept = (logits != -100).flatten(2).any(-1)[0].nonzero().flatten()
+    checks.append(Check('big_selected_classes_mismatches',
+                        float(len(set(kept.tolist()) ^ set(case['big_selected_classes_sorted'][0].tolist()))), 0))
+    flat = logits.flatten(2)
+    add('big_logits_mean', flat.mean(-1), case['big_logits_mean'])
+    add('big_logits_max', flat.max(-1).values, case['big_logits_max'])
+    add('big_logits_min', flat.min(-1).values, case['big_logits_min'])
+    add('big_logits_probe', logits[0, case['big_logits_probe_classes']], case['big_logits_probe'])
+    sem = F.interpolate(probs[None], size=case['image_rgb_uint8'].shape[:2], mode='bilinear', align_corners=False)[0]
+    add('big_sem_seg_max', sem.max(0).values, case['big_sem_seg_max'])
+    add('big_sem_seg_probe', sem[case['big_sem_seg_probe_classes']], case['big_sem_seg_probe'])
+    checks.append(Check('big_sem_seg_sum_over_pixels', _max_diff(sem.double().flatten(1).sum(1),
+                                                                 case['big_sem_seg_sum_over_pixels']), 1e-2))
+    _label_checks('big_pred_label', sem, case['big_pred_label'], checks)
+
+
+def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: list[Check]) -> None:
+    """One training step of our config on the reference's mapper output: the trained parameters, text embeddings
+    (with gradients), logits, loss, gradients and the optimizer's groups (lr multipliers)."""
+    import logging
+
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
+    cfg = Config.fromfile(str(config))
+    model = _catseg_model(case, golden_dir, cfg, list(case['train_class_names']))
+    model.train()
+    proto = case['protocol']
+    mean = torch.tensor(proto['clip_pixel_mean']).view(1, 3, 1, 1)
+    std = torch.tensor(proto['clip_pixel_std']).view(1, 3, 1, 1)
+    x = (case['train_images_uint8'].float() - mean) / std
+    sample = SegDataSample(gt_sem_seg=PixelData(data=case['train_targets'].long()))
+    # the reference's names of our parameters: the head's directly, the CLIP's q / v rows of the packed projection
+    names = {}
+    for ref in case['train_trainable_param_names']:
+        conv = next(iter(_ref_names_to_ours([ref])))
+        names[ref] = conv
+    ours_trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    checks.append(Check('train_trainable_mismatches', float(len({o for o, _ in names.values()} ^ ours_trainable)), 0))
+    seen = {}
+    hooks = [model.decode_head.register_forward_hook(lambda mod, inp, out: seen.update(logits=out))]
+    text = model.class_embeddings()
+    add('train_text_embeddings', text.queries[:, None].detach(), case['train_text_embeddings'])
+    checks.append(Check('train_text_embeddings_have_grad', float(not text.queries.requires_grad), 0))
+    loss = model.loss(x, [sample])['loss_sem_seg']
+    for hk in hooks:
+        hk.remove()
+    add('train_logits_probe', seen['logits'][:, case['train_logits_probe_classes']], case['train_logits_probe'])
+    add('train_logits_mean', seen['logits'].flatten(2).mean(-1), case['train_logits_mean'])
+    add('train_loss', loss, case['train_loss_tensor'])
+    loss.backward()
+    params = dict(model.named_parameters())
+
+    def grad_of(ref):
+        name, rows = names[ref] if ref in names else next(iter(_ref_names_to_ours([ref])))
+        g = params[name].grad
+        return None if g is None else (g.view(3, -1, g.shape[-1])[rows] if rows is not None else g)
+    # gradients relative to their tensor's largest value: the head's bias gradient sums the 1.5M float32 terms of the
+    # logit map, where the reference's own value is 2.7e-4 from the float64 gradient (ours 4.4e-5)
+    for ref, want in case['train_grads'].items():
+        mine = grad_of(ref)
+        checks.append(Check(f'train_grad_rel/{ref}', _max_diff(mine, want) / max(want.abs().max().item(), 1e-12)
+                            if mine is not None else float('inf'), 1e-3))
+    for ref, none in case['train_frozen_grad_is_none'].items():
+        name, rows = next(iter(_ref_names_to_ours([ref])))
+        g = params[name].grad
+        frozen = g is None or (rows is not None and not g.view(3, -1, g.shape[-1])[rows].any())
+        checks.append(Check(f'train_frozen/{ref}', float(frozen != none), 0))
+    total = torch.stack([grad_of(r).double().norm() for r in case['train_trainable_param_names']]).norm()
+    checks.append(Check('train_grad_total_norm_rel', abs(total.item() / case['train_grad_total_norm'] - 1), 1e-4))
+    logging.disable(logging.WARNING)
+    try:
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    finally:
+        logging.disable(logging.NOTSET)
+    lrs = sorted({g['lr'] for g in wrapper.optimizer.param_groups if any(p.requires_grad for p in g['params'])})
+    checks.append(Check('train_lrs', max(abs(a - b) for a, b in zip(lrs, sorted(case['train_optimizer']['lrs']))), 1e-12))
+    checks.append(Check('train_grad_clip', abs(cfg.optim_wrapper.clip_grad.max_norm -
+                                               case['train_optimizer'].get('clip_value', 0.01)), 1e-12))
+
+
+def _ref_names_to_ours(refs):
+    """(our parameter name, rows or None) of each reference CAT-Seg parameter name (the CLIP's split q / k / v weights
+    are row blocks of our packed ``in_proj_weight``)."""
+    for ref in refs:
+        if ref.startswith('sem_seg_head.predictor.clip_model.'):
+            name = 'backbone.clip.model.' + ref[len('sem_seg_head.predictor.clip_model.'):]
+            for i, part in enumerate('qkv'):
+                if name.endswith(f'.attn.{part}_proj_weight'):
+                    yield name[:-len(f'{part}_proj_weight')] + 'in_proj_weight', i
+                    break
+            else:
+                yield name, None
+        elif ref.startswith('sem_seg_head.predictor.transformer.'):
+            yield 'decode_head.transformer.' + ref[len('sem_seg_head.predictor.transformer.'):], None
+        else:
+            yield 'decode_head.' + ref, None
 
 
 def _label_checks(name: str, probs: torch.Tensor, gold: torch.Tensor, checks: list[Check], margin: float = 1e-5) -> None:

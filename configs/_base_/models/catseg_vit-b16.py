@@ -28,8 +28,9 @@ model = dict(
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4, betas=(0.9, 0.999), eps=1e-8),
+    # (mmengine applies the longest matching key only: the packed projection's key repeats the CLIP's multiplier)
     paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={'backbone.clip': dict(lr_mult=0.01),
-                                                         'in_proj_weight': dict(decay_mult=0.0)}),
+                                                         'in_proj_weight': dict(lr_mult=0.01, decay_mult=0.0)}),
     clip_grad=dict(max_norm=0.01, norm_type=2))
 max_iters = 80000
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, eta_min=0.0)]
