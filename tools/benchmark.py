@@ -3,6 +3,7 @@
 python tools/benchmark.py seg --model ViT-B-16 --mode clearclip --size 448 448 --crop 224 --stride 112
 python tools/benchmark.py clipself --model ViT-B-16 --size 1024 1024 --batch 2 --boxes 6
 python tools/benchmark.py clipself --model EVA02-B-16 --size 560 560 --batch 2 --boxes 20 --vfm vit_base_patch14_reg4_dinov2
+python tools/benchmark.py catseg --size 640 640 --classes 847 --crop-batch 1
 python tools/benchmark.py scale --mode naclip --size 1024 2048 --vocab lvis --templates openai
 
 ``scale``: one image of --size (random pixels, or --image resized) through the public API exactly as
@@ -106,6 +107,29 @@ def run_clipself(args) -> dict:
     return dict(s_per_iter=min(ts[1:]), peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def run_catseg(args) -> dict:
+    """Seconds per image of CAT-Seg ViT-B/16 (random weights) through its shipped config's model and protocol
+    (--size: the image as the test pipeline gives it, --classes made-up names) and the process's peak RSS."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    torch.set_num_threads(args.threads)
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / 'configs/catseg/catseg_vit-b16_ade150-640.py'))
+    init_default_scope('mmseg')
+    cfg.model.backbone.clip = dict(model_name=args.model)
+    cfg.model.update(crop_batch=args.crop_batch, test_cfg=dict(mode=args.catseg_mode))
+    cfg.model.text_encoder.vocabulary = [f'made-up class {i}' for i in range(args.classes or 150)]
+    model = MODELS.build(cfg.model).eval()
+    text = model.class_embeddings()
+    image = torch.randn(3, *args.size)
+    ts = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        model.inference(image, text)
+        ts.append(time.perf_counter() - t)
+    return dict(s_per_image=min(ts), peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def run_scale(args) -> dict:
     """Seconds and peak RSS of one image of any size through ``init_model`` + ``inference_model``."""
     import numpy as np
@@ -170,7 +194,7 @@ def run_scale(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('task', choices=['seg', 'clipself', 'scale'])
+    p.add_argument('task', choices=['seg', 'clipself', 'catseg', 'scale'])
     p.add_argument('--model', default=None, help='open_clip architecture, random weights (seg/clipself: ViT-B-16; '
                                                  'scale: the shipped tiny CLIP unless given)')
     p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
@@ -191,14 +215,16 @@ def main() -> None:
     p.add_argument('--templates', help='scale: prompt templates (a set name), default: the config\'s')
     p.add_argument('--budget', type=int, help='scale: the model\'s memory_budget in bytes (default: the model\'s)')
     p.add_argument('--image', help='scale: a real image, resized to --size, instead of random pixels')
+    p.add_argument('--crop-batch', type=int, help='catseg: crops aggregated at once (default: all 5)')
+    p.add_argument('--catseg-mode', default='slide', choices=['slide', 'whole'])
     p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.task == 'scale':
         print(json.dumps(dict(vars(args), **run_scale(args))))
         return
     args.model = args.model or 'ViT-B-16'
-    if args.task == 'clipself':
-        print(json.dumps(dict(vars(args), **run_clipself(args))))
+    if args.task in ('clipself', 'catseg'):
+        print(json.dumps(dict(vars(args), **(run_clipself if args.task == 'clipself' else run_catseg)(args))))
         return
     res = dict(vars(args), **run_seg(args))
     if not args.only_dense:  # peak memory in a fresh process: model build + one dense inference

@@ -109,6 +109,16 @@ def test_inference_non_square_batch_and_vocabulary_per_call(mode):
     assert model.vocabulary.names == ['sky', 'road', 'car']  # nothing of the model changed
 
 
+def test_crop_batch_bounds_memory_with_the_same_result():
+    model = _model(classes=[f'class {i}' for i in range(9)], pad_len=4)
+    model.eval()
+    x = torch.randn(1, 3, 70, 110)
+    a = model.predict(x, [_sample(70, 110)])[0].seg_logits.data
+    model.crop_batch = 1
+    b = model.predict(x, [_sample(70, 110)])[0].seg_logits.data
+    assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_more_classes_than_the_class_padding_keep_the_best():
     names = [f'class {i}' for i in range(7)]
     model = _model(classes=names, pad_len=4, mode='whole')

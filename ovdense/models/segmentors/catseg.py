@@ -46,12 +46,17 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         finetune: attention projections of the CLIP trained (``'qv'``; ``''`` freezes the CLIP).
         unseen: class names left out of training.
         slide_size, slide_overlap: the sliding protocol's canvas and window overlap (640, 0.333).
+        crop_batch: crops aggregated at once in the sliding protocol (None: all 5); the memory knob: the aggregator's
+            activations grow with crops x kept classes (at most ``pad_len``: the class attention always sees
+            ``pad_len`` tokens, padded or the best ``pad_len`` classes of each crop), so 1 bounds them by one crop
+            whatever the vocabulary, with the same result.
         reference_quirks: the reference's ignored-pixel negatives and whole-image padding.
     """
 
     def __init__(self, backbone: dict, decode_head: dict, *, text_encoder: dict,
                  clip_resolution: int | Sequence[int] = 384, finetune: str = 'qv', unseen: Sequence[str] = (),
-                 slide_size: int | Sequence[int] = 640, slide_overlap: float = 0.333, ignore_index: int = 255,
+                 slide_size: int | Sequence[int] = 640, slide_overlap: float = 0.333, crop_batch: int | None = None,
+                 ignore_index: int = 255,
                  reference_quirks: bool = False, train_cfg: dict | None = None, test_cfg: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -61,6 +66,9 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         self.clip_resolution = _pair(clip_resolution)
         self.slide_size = _pair(slide_size)
         self.slide_overlap = float(slide_overlap)
+        if crop_batch is not None and crop_batch < 1:
+            raise ValueError(f'crop_batch must be None or >= 1, got {crop_batch}')
+        self.crop_batch = crop_batch
         self.ignore_index = ignore_index
         self.reference_quirks = reference_quirks
         self.train_cfg = train_cfg or {}
@@ -146,7 +154,9 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         windows = F.unfold(canvas, k, stride=stride)  # (1, 3*kh*kw, L)
         crops = windows[0].T.reshape(-1, 3, *k)
         crops = torch.cat([crops, F.interpolate(image[None], size=k, mode='bilinear', align_corners=False)])
-        probs = F.interpolate(self.logits(crops, text), size=k, mode='bilinear', align_corners=False).sigmoid()
+        n = self.crop_batch or len(crops)
+        logits = torch.cat([self.logits(crops[i:i + n], text) for i in range(0, len(crops), n)])
+        probs = F.interpolate(logits, size=k, mode='bilinear', align_corners=False).sigmoid()
         glob = F.interpolate(probs[-1:], size=self.slide_size, mode='bilinear', align_corners=False)[0]
         T = probs.shape[1]
         fold = lambda t: F.fold(t, self.slide_size, k, stride=stride)  # noqa: E731
