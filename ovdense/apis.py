@@ -79,7 +79,7 @@ def check_image_size(height: int, width: int, what: str = 'image') -> None:
         raise ImageReadError(f'{what} is too large ({width}x{height} > {MAX_PIXELS} pixels)')
 
 
-FAMILIES = ('OVSegmentor', 'OVTextSegmentor', 'OVDenseCLIP', 'OVFViT')
+FAMILIES = ('OVSegmentor', 'OVTextSegmentor', 'OVDenseCLIP', 'OVCATSeg', 'OVFViT')
 
 
 def clip_holder(model_cfg: Any) -> Any:

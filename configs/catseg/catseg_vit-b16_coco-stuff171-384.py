@@ -9,5 +9,6 @@ train_dataloader = dict(
     dataset=dict(type='COCOStuffDataset', data_root='data/coco_stuff164k',
                  data_prefix=dict(img_path='images/train2017', seg_map_path='annotations/train2017'),
                  pipeline={{_base_.catseg_train_pipeline}}))
-test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))
+test_pipeline = {{_base_.catseg_test_pipeline}}
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader

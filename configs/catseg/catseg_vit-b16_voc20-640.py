@@ -3,5 +3,6 @@
 #   python tools/test.py configs/catseg/catseg_vit-b16_voc20-640.py --checkpoint work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/voc20.py']
 model = dict(text_encoder=dict(vocabulary=dict(dataset='voc20')))
-test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))
+test_pipeline = {{_base_.catseg_test_pipeline}}
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader

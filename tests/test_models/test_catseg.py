@@ -159,3 +159,21 @@ def test_head_refuses_another_feature_grid():
     model = _model()
     with pytest.raises(ValueError, match=r'aggregates a \(6, 6\) feature grid'):
         model.decode_head(torch.randn(1, 32, 5, 5), [torch.randn(1, 64, 5, 5)] * 2, torch.randn(3, 1, 32))
+
+
+def test_public_api_with_a_vocabulary_per_call():
+    """The shipped zero-shot config through init_model / inference_model (tiny CLIP and head swapped in)."""
+    import numpy as np
+
+    from ovdense.apis import find_config, inference_model, init_model
+    head = dict(width=64, embed_dim=32, text_guidance_proj_dim=8, appearance_guidance_proj_dim=8, decoder_dims=(32, 16),
+                decoder_guidance_dims=(16, 16), decoder_guidance_proj_dims=(8, 4), num_layers=1, num_heads=2,
+                hidden_dim=16, feature_resolution=(6, 6), window_size=3)
+    model = init_model(find_config('catseg', 'ade150'), clip=dict(model_cfg=TINY_CLIP_CFG), allow_untrained=True,
+                       cfg_options={'model.clip_resolution': 96, 'model.backbone.out_indices': (0, 1),
+                                    **{f'model.decode_head.{k}': v for k, v in head.items()}})
+    image = (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)
+    a = inference_model(model, image, vocabulary=['sky', 'road'])
+    b = inference_model(model, image, vocabulary=['sky', 'road', 'car', 'person'])
+    assert a.seg_logits.data.shape == (2, 90, 120) and b.seg_logits.data.shape == (4, 90, 120)
+    assert len(model.vocabulary) == 150  # the config's vocabulary is untouched
