@@ -240,7 +240,7 @@ class CLIPModel(nn.Module):
                     if c in parts:
                         mask[i * rows:(i + 1) * rows] = 1
                 p.requires_grad_(True)
-                if not bool(mask.all()):
+                if set(parts) != set('qkv'):
                     p.register_hook(lambda g, _m=mask: g * _m.to(g))
                 names.append(name)
             elif any(name.endswith(f'attn.{c}_proj.weight') for c in parts):

@@ -115,8 +115,11 @@ def test_one_encoder_every_rule():
     assert torch.allclose(bg.background, encode_queries(clip, ['background', 'wall'], ['{}']), atol=1e-6)
     learnt = OVTextEncoder(vocab, background='learnt', embed_dim=32)
     assert learnt(clip).background.shape == (1, 32) and learnt.background.requires_grad
-    with pytest.raises(ValueError, match=r"valid: \['max', 'mean'\]"):
-        OVTextEncoder(vocab, synonyms='first')
+    first = OVTextEncoder(vocab, templates='none', synonyms='first')(clip)  # CAT-Seg: a class is its first name
+    assert first.queries.shape == (3, 32) and torch.allclose(first.queries, e.queries[[0, 1, 3]], atol=1e-6)
+    assert first.query_to_class.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"valid: \['max', 'mean', 'first'\]"):
+        OVTextEncoder(vocab, synonyms='last')
     with pytest.raises(ValueError, match='background'):
         OVTextEncoder(vocab, background='zeros')
     with pytest.raises(ValueError, match="unknown template set 'imagenet'"):
