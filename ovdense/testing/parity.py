@@ -936,11 +936,11 @@ def _run_catseg(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     pre = cfg.model.data_preprocessor
     pool = [int(v) for v in re.search(r'kernel_size=\[(\d+), (\d+)\]', case['train_protocol']['class_pooling']).groups()]
     knobs = dict(mean=list(pre['mean']), std=list(pre['std']),
-                 stride=int(model.clip_resolution[0] * (1 - model.slide_overlap)),
+                 stride=int(model.slide_window[0] * (1 - model.slide_overlap)), window=model.slide_window[0],
                  pool=list(model.decode_head.pooling_size),
                  shift=[b.shift for b in model.decode_head.transformer.layers[0].swin_block.children() if hasattr(b, 'shift')])
     want = dict(mean=list(proto['clip_pixel_mean']), std=list(proto['clip_pixel_std']), stride=proto['sliding_stride'],
-                pool=pool, shift=list(proto['swin_shift_size']))
+                window=proto['sliding_kernel'], pool=pool, shift=list(proto['swin_shift_size']))
     for k in knobs:  # the config's preprocessing, sliding stride, training pooling and Swin shifts
         checks.append(Check(f'protocol_{k}', _max_diff(torch.tensor(knobs[k], dtype=torch.float64),
                                                        torch.tensor(want[k], dtype=torch.float64)), 1e-6))
@@ -973,7 +973,7 @@ def _run_catseg(case: dict, golden_dir: Path, config: Path) -> list[Check]:
     for h in handles:
         h.remove()
     g0, g1, dense = seen['backbone'][0]
-    k = model.clip_resolution
+    k = model.slide_window
     canvas = F.interpolate(image[None], size=model.slide_size, mode='bilinear', align_corners=False)
     crops = F.unfold(canvas, k, stride=knobs['stride'])[0].T.reshape(-1, 3, *k)
     with torch.no_grad():

@@ -42,7 +42,7 @@ def _model(*, classes=('sky', 'road', 'car'), pad_len=256, mode='slide', unseen=
                          feature_resolution=(6, 6), window_size=3, pad_len=pad_len),
         text_encoder=dict(type='OVTextEncoder', vocabulary=list(classes), templates=['a photo of a {}.'],
                           synonyms='first', trainable=True),
-        clip_resolution=96, slide_size=160, unseen=unseen, test_cfg=dict(mode=mode))
+        clip_resolution=96, slide_size=160, slide_window=96, unseen=unseen, test_cfg=dict(mode=mode))
     model = MODELS.build(cfg)
     model.init_weights()
     return model

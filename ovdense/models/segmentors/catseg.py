@@ -45,7 +45,9 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         clip_resolution: the CLIP's input side(s) (ViT-B/16: 384, ViT-L/14: 336: a 24 x 24 grid).
         finetune: attention projections of the CLIP trained (``'qv'``; ``''`` freezes the CLIP).
         unseen: class names left out of training.
-        slide_size, slide_overlap: the sliding protocol's canvas and window overlap (640, 0.333).
+        slide_size, slide_window, slide_overlap: the sliding protocol's canvas, window side and window overlap
+            (640, 384, 0.333: the reference's signature defaults for every CLIP; each window is then resized to
+            ``clip_resolution``).
         crop_batch: crops aggregated at once in the sliding protocol (None: all 5); the memory knob: the aggregator's
             activations grow with crops x kept classes (at most ``pad_len``: the class attention always sees
             ``pad_len`` tokens, padded or the best ``pad_len`` classes of each crop), so 1 bounds them by one crop
@@ -55,7 +57,8 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
 
     def __init__(self, backbone: dict, decode_head: dict, *, text_encoder: dict,
                  clip_resolution: int | Sequence[int] = 384, finetune: str = 'qv', unseen: Sequence[str] = (),
-                 slide_size: int | Sequence[int] = 640, slide_overlap: float = 0.333, crop_batch: int | None = None,
+                 slide_size: int | Sequence[int] = 640, slide_window: int | Sequence[int] = 384,
+                 slide_overlap: float = 0.333, crop_batch: int | None = None,
                  ignore_index: int = 255,
                  reference_quirks: bool = False, train_cfg: dict | None = None, test_cfg: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
@@ -65,6 +68,7 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         self.text_encoder = build_text_encoder(text_encoder)
         self.clip_resolution = _pair(clip_resolution)
         self.slide_size = _pair(slide_size)
+        self.slide_window = _pair(slide_window)
         self.slide_overlap = float(slide_overlap)
         if crop_batch is not None and crop_batch < 1:
             raise ValueError(f'crop_batch must be None or >= 1, got {crop_batch}')
@@ -148,7 +152,7 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
             if self.reference_quirks:  # zero padding (normalised space) to a multiple of 32, stretched into the output
                 x = F.pad(x, (0, -x.shape[-1] % 32, 0, -x.shape[-2] % 32))
             return self.logits(x, text).sigmoid()[0]  # (T, 4h, 4w): resized once, to the original size
-        k = self.clip_resolution
+        k = self.slide_window
         stride = (int(k[0] * (1 - self.slide_overlap)), int(k[1] * (1 - self.slide_overlap)))
         canvas = F.interpolate(image[None], size=self.slide_size, mode='bilinear', align_corners=False)
         windows = F.unfold(canvas, k, stride=stride)  # (1, 3*kh*kw, L)
