@@ -899,7 +899,7 @@ def _catseg_model(case: dict, golden_dir: Path, cfg, vocabulary):
     m.backbone.clip = dict(config_file=str(golden_dir / 'tiny_clip_config.json'),
                            checkpoint=str(golden_dir / case['clip_weights']))
     m.backbone.out_indices = tuple(proto['layer_indexes'])
-    m.backbone.method.reference_quirks = True
+    m.backbone.method.cls_residual = True  # the reference copy of CLIP (its quirk 1)
     m.decode_head.update(width=proto['proj_dim'], embed_dim=o['TEXT_GUIDANCE_DIM'],
                          text_guidance_proj_dim=o['TEXT_GUIDANCE_PROJ_DIM'],
                          appearance_guidance_proj_dim=o['APPEARANCE_GUIDANCE_PROJ_DIM'], decoder_dims=o['DECODER_DIMS'],

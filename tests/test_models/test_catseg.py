@@ -34,7 +34,7 @@ def _model(*, classes=('sky', 'road', 'car'), pad_len=256, mode='slide', unseen=
     cfg = dict(
         type='OVCATSeg', data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.8, 116.7, 104.1],
                                                 std=[68.5, 66.6, 70.3], bgr_to_rgb=True, size=(96, 96)),
-        backbone=dict(type='OVCLIPViT', clip=dict(model_cfg=TINY_CLIP_CFG), method=dict(type='OVCATSegCLIP'),
+        backbone=dict(type='OVCLIPViT', clip=dict(model_cfg=TINY_CLIP_CFG), method=dict(type='OVMaskCLIP'),
                       out_indices=(0, 1), pos_interp='bicubic', frozen=False),
         decode_head=dict(type='OVCATSegHead', width=64, embed_dim=32, text_guidance_proj_dim=8,
                          appearance_guidance_proj_dim=8, decoder_dims=(32, 16), decoder_guidance_dims=(16, 16),

@@ -1,5 +1,5 @@
 # CAT-Seg (KU-CVLAB/CAT-Seg, CVPR 2024, configs/vitb_384.yaml) on OpenAI's CLIP ViT-B/16: every CLIP input resized to
-# 384 (24 x 24 patches), the last block's value path (OVCATSegCLIP) for the cost volume, blocks 4 and 8 (1-based) as
+# 384 (24 x 24 patches), the last block's value path (OVMaskCLIP) for the cost volume, blocks 4 and 8 (1-based) as
 # decoder guidance, the CLIP's attention q and v weights fine-tuned in both towers (lr x 0.01), the aggregator's
 # reference sizes (hidden 128, 2 layers, 4 heads, Swin windows 12, class padding 256), one template,
 # first synonym only, sigmoid probabilities, the reference's sliding evaluation (640 canvas, 384 windows, overlap
@@ -13,7 +13,7 @@ model = dict(
                            std=[68.5005327, 66.6321579, 70.3231630], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                            size=(384, 384)),
     backbone=dict(type='OVCLIPViT', clip=dict(model_name='ViT-B-16', pretrained='openai'),
-                  method=dict(type='OVCATSegCLIP'), out_indices=(3, 7), pos_interp='bicubic', frozen=False),
+                  method=dict(type='OVMaskCLIP'), out_indices=(3, 7), pos_interp='bicubic', frozen=False),
     decode_head=dict(type='OVCATSegHead', width=768, embed_dim=512, text_guidance_proj_dim=128,
                      appearance_guidance_proj_dim=128, decoder_dims=(64, 32), decoder_guidance_dims=(256, 128),
                      decoder_guidance_proj_dims=(32, 16), num_layers=2, num_heads=4, hidden_dim=128,

@@ -45,10 +45,13 @@ class OVDenseMethod(nn.Module):
         name: the method's short name (config files ``{name}_{model}_{dataset}-{size}.py``, demos' ``--mode``).
         needs_text: the forward takes the vocabulary's query embeddings ``text`` (Q, D) (e.g. ResCLIP's
             temporary segmentation); the segmentor then passes them.
+        trained_for: the pretrainer whose weights the method is meant for (DeCLIP's decoupled block: ``'declip'``);
+            empty for training-free methods of any CLIP (those ship the training-free benchmark protocols).
     """
 
     name: ClassVar[str] = ''
     needs_text: ClassVar[bool] = False
+    trained_for: ClassVar[str] = ''
 
     def check(self, vit: 'OVCLIPViT') -> None:
         """Called once by the backbone it is attached to: raise a ValueError if the tower cannot run the method."""

@@ -42,6 +42,7 @@ class OVDeCLIP(OVDenseMethod):
     """
 
     name = 'declip'
+    trained_for = 'declip'  # on a plain CLIP the decoupled block is an ablation
 
     def __init__(self, *, attention: str = 'qq') -> None:
         super().__init__()

@@ -22,7 +22,7 @@ INFERENCE_MODES = ('slide', 'whole')
 @register('MODELS', mmdet=False)
 class OVCATSeg(TextSideMixin, BaseSegmentor):
     """CAT-Seg: every CLIP input is resized to ``clip_resolution``; the backbone (:class:`OVCLIPViT` with
-    ``out_indices`` = the two guidance blocks, method ``OVCATSegCLIP``) gives their outputs and the dense map; the head
+    ``out_indices`` = the two guidance blocks, method ``OVMaskCLIP``) gives their outputs and the dense map; the head
     turns them and the class embeddings ((T, 1, D), one template) into (B, T, 4h, 4w) logits; a class's probability is
     their sigmoid.
 
