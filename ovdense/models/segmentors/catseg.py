@@ -52,13 +52,15 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
             activations grow with crops x kept classes (at most ``pad_len``: the class attention always sees
             ``pad_len`` tokens, padded or the best ``pad_len`` classes of each crop), so 1 bounds them by one crop
             whatever the vocabulary, with the same result.
+        class_chunk: classes assembled at once after the head (the windows' up-sampled probabilities are crops x
+            classes x window pixels: 2.5 GB for 847 classes at once); the same result.
         reference_quirks: the reference's ignored-pixel negatives and whole-image padding.
     """
 
     def __init__(self, backbone: dict, decode_head: dict, *, text_encoder: dict,
                  clip_resolution: int | Sequence[int] = 384, finetune: str = 'qv', unseen: Sequence[str] = (),
                  slide_size: int | Sequence[int] = 640, slide_window: int | Sequence[int] = 384,
-                 slide_overlap: float = 0.333, crop_batch: int | None = None,
+                 slide_overlap: float = 0.333, crop_batch: int | None = None, class_chunk: int = 64,
                  ignore_index: int = 255,
                  reference_quirks: bool = False, train_cfg: dict | None = None, test_cfg: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
@@ -73,6 +75,7 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         if crop_batch is not None and crop_batch < 1:
             raise ValueError(f'crop_batch must be None or >= 1, got {crop_batch}')
         self.crop_batch = crop_batch
+        self.class_chunk = int(class_chunk)
         self.ignore_index = ignore_index
         self.reference_quirks = reference_quirks
         self.train_cfg = train_cfg or {}
@@ -160,13 +163,15 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         crops = torch.cat([crops, F.interpolate(image[None], size=k, mode='bilinear', align_corners=False)])
         n = self.crop_batch or len(crops)
         logits = torch.cat([self.logits(crops[i:i + n], text) for i in range(0, len(crops), n)])
-        probs = F.interpolate(logits, size=k, mode='bilinear', align_corners=False).sigmoid()
-        glob = F.interpolate(probs[-1:], size=self.slide_size, mode='bilinear', align_corners=False)[0]
-        T = probs.shape[1]
         fold = lambda t: F.fold(t, self.slide_size, k, stride=stride)  # noqa: E731
-        count = fold(F.unfold(torch.ones(1, 1, *self.slide_size, device=probs.device), k, stride=stride))
-        win = fold(probs[:-1].flatten(1).T[None]) / count
-        return (win[0] + glob) / 2 if T else glob
+        count = fold(F.unfold(torch.ones(1, 1, *self.slide_size, device=logits.device), k, stride=stride))
+        out = logits.new_empty((logits.shape[1], *self.slide_size))
+        for c in range(0, logits.shape[1], self.class_chunk):  # per-class work: (crops, chunk, k, k) at a time
+            probs = F.interpolate(logits[:, c:c + self.class_chunk], size=k, mode='bilinear',
+                                  align_corners=False).sigmoid()
+            glob = F.interpolate(probs[-1:], size=self.slide_size, mode='bilinear', align_corners=False)[0]
+            out[c:c + self.class_chunk] = (fold(probs[:-1].flatten(1).T[None])[0] / count[0] + glob) / 2
+        return out
 
     def predict(self, inputs: torch.Tensor, data_samples: list[SegDataSample] | None = None) -> list[SegDataSample]:
         metas = [s.metainfo for s in data_samples] if data_samples else [
