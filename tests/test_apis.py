@@ -102,6 +102,8 @@ def _family(name, tmp_path):
     clip = TINY4 if name == 'OVDenseCLIP' else None
     if name == 'OVTextSegmentor':
         config, opts = find_config('textseg_tinyclip_synthetic-128'), {}
+    elif name == 'OVCATSeg':
+        config, opts = find_config('catseg_tinyclip_synthetic-128'), {}
     elif name == 'OVDenseCLIP':
         config = find_config('denseclip_vit-b16_ade20k-640')
         opts = {'model.backbone.out_indices': (0, 1, 2, 3),
@@ -205,7 +207,7 @@ def test_list_and_find_configs():
     assert list_configs('synthetic/*clip*_tinyclip_*')
     assert find_config('clearclip', 'context59').name == 'clearclip_vit-b16_context59-448.py'
     assert find_config('configs/naclip/naclip_vit-b16_voc21-336').name == 'naclip_vit-b16_voc21-336.py'
-    with pytest.raises(ValueError, match=r"methods: \['clearclip'"):
+    with pytest.raises(ValueError, match=r"methods: \['catseg', 'clearclip'"):
         find_config('segformer', 'voc21')
 
 
