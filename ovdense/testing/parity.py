@@ -1062,6 +1062,7 @@ def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: li
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
+    from ovdense.models.segmentors.catseg import reference_name
     add = lambda name, a, b: checks.append(Check(name, _max_diff(a, b)))  # noqa: E731
     cfg = Config.fromfile(str(config))
     model = _catseg_model(case, golden_dir, cfg, list(case['train_class_names']))
@@ -1071,13 +1072,9 @@ def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: li
     std = torch.tensor(proto['clip_pixel_std']).view(1, 3, 1, 1)
     x = (case['train_images_uint8'].float() - mean) / std
     sample = SegDataSample(gt_sem_seg=PixelData(data=case['train_targets'].long()))
-    # the reference's names of our parameters: the head's directly, the CLIP's q / v rows of the packed projection
-    names = {}
-    for ref in case['train_trainable_param_names']:
-        conv = next(iter(_ref_names_to_ours([ref])))
-        names[ref] = conv
     ours_trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    checks.append(Check('train_trainable_mismatches', float(len({o for o, _ in names.values()} ^ ours_trainable)), 0))
+    ref_trainable = {reference_name(r)[0] for r in case['train_trainable_param_names']}
+    checks.append(Check('train_trainable_mismatches', float(len(ref_trainable ^ ours_trainable)), 0))
     seen = {}
     hooks = [model.decode_head.register_forward_hook(lambda mod, inp, out: seen.update(logits=out))]
     text = model.class_embeddings()
@@ -1093,7 +1090,7 @@ def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: li
     params = dict(model.named_parameters())
 
     def grad_of(ref):
-        name, rows = names[ref] if ref in names else next(iter(_ref_names_to_ours([ref])))
+        name, rows = reference_name(ref)
         g = params[name].grad
         return None if g is None else (g.view(3, -1, g.shape[-1])[rows] if rows is not None else g)
     # gradients relative to their tensor's largest value: the head's bias gradient sums the 1.5M float32 terms of the
@@ -1103,9 +1100,8 @@ def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: li
         checks.append(Check(f'train_grad_rel/{ref}', _max_diff(mine, want) / max(want.abs().max().item(), 1e-12)
                             if mine is not None else float('inf'), 1e-3))
     for ref, none in case['train_frozen_grad_is_none'].items():
-        name, rows = next(iter(_ref_names_to_ours([ref])))
-        g = params[name].grad
-        frozen = g is None or (rows is not None and not g.view(3, -1, g.shape[-1])[rows].any())
+        g = grad_of(ref)
+        frozen = g is None or not g.any()
         checks.append(Check(f'train_frozen/{ref}', float(frozen != none), 0))
     total = torch.stack([grad_of(r).double().norm() for r in case['train_trainable_param_names']]).norm()
     checks.append(Check('train_grad_total_norm_rel', abs(total.item() / case['train_grad_total_norm'] - 1), 1e-4))
@@ -1118,24 +1114,6 @@ def _catseg_training_step(case: dict, golden_dir: Path, config: Path, checks: li
     checks.append(Check('train_lrs', max(abs(a - b) for a, b in zip(lrs, sorted(case['train_optimizer']['lrs']))), 1e-12))
     checks.append(Check('train_grad_clip', abs(cfg.optim_wrapper.clip_grad.max_norm -
                                                case['train_optimizer'].get('clip_value', 0.01)), 1e-12))
-
-
-def _ref_names_to_ours(refs):
-    """(our parameter name, rows or None) of each reference CAT-Seg parameter name (the CLIP's split q / k / v weights
-    are row blocks of our packed ``in_proj_weight``)."""
-    for ref in refs:
-        if ref.startswith('sem_seg_head.predictor.clip_model.'):
-            name = 'backbone.clip.model.' + ref[len('sem_seg_head.predictor.clip_model.'):]
-            for i, part in enumerate('qkv'):
-                if name.endswith(f'.attn.{part}_proj_weight'):
-                    yield name[:-len(f'{part}_proj_weight')] + 'in_proj_weight', i
-                    break
-            else:
-                yield name, None
-        elif ref.startswith('sem_seg_head.predictor.transformer.'):
-            yield 'decode_head.transformer.' + ref[len('sem_seg_head.predictor.transformer.'):], None
-        else:
-            yield 'decode_head.' + ref, None
 
 
 def _label_checks(name: str, probs: torch.Tensor, gold: torch.Tensor, checks: list[Check], margin: float = 1e-5) -> None:

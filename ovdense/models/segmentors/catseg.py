@@ -192,26 +192,33 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
+def reference_name(name: str) -> tuple[str, int | None]:
+    """Our name of a reference CAT-Seg parameter (``CATSeg.state_dict()`` names), and for the CLIP's split q / k / v
+    weights the row block (0, 1, 2) of our packed ``in_proj_weight`` they are (None otherwise)."""
+    clip = 'sem_seg_head.predictor.clip_model.'
+    if name.startswith(clip):
+        ours = 'backbone.clip.model.' + name[len(clip):]
+        for i, part in enumerate('qkv'):
+            if ours.endswith(f'.attn.{part}_proj_weight'):
+                return ours[:-len(f'{part}_proj_weight')] + 'in_proj_weight', i
+        return ours, None
+    head = 'sem_seg_head.predictor.transformer.'
+    if name.startswith(head):
+        return 'decode_head.transformer.' + name[len(head):], None
+    return 'decode_head.' + name, None  # upsample1 / upsample2
+
+
 def from_reference_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A CAT-Seg checkpoint (the reference's ``CATSeg.state_dict()`` names) in :class:`OVCATSeg`'s names: the head
-    (``sem_seg_head.predictor.transformer.*``, ``upsample1/2.*``) under ``decode_head.``, the CLIP
-    (``sem_seg_head.predictor.clip_model.*``, its q/k/v weights split) under ``backbone.clip.model.`` with open_clip's
-    packed ``in_proj_weight``."""
+    """A CAT-Seg checkpoint (the reference's ``CATSeg.state_dict()`` names) in :class:`OVCATSeg`'s names
+    (:func:`reference_name`), the split q / k / v weights packed back into ``in_proj_weight``."""
     out: dict[str, torch.Tensor] = {}
-    split: dict[str, dict[str, torch.Tensor]] = {}
+    packed: dict[str, dict[int, torch.Tensor]] = {}
     for k, v in state.items():
-        if k.startswith('sem_seg_head.predictor.transformer.'):
-            out['decode_head.transformer.' + k[len('sem_seg_head.predictor.transformer.'):]] = v
-        elif k.startswith(('upsample1.', 'upsample2.')):
-            out['decode_head.' + k] = v
-        elif k.startswith('sem_seg_head.predictor.clip_model.'):
-            name = 'backbone.clip.model.' + k[len('sem_seg_head.predictor.clip_model.'):]
-            for part in ('q', 'k', 'v'):
-                if name.endswith(f'.attn.{part}_proj_weight'):
-                    split.setdefault(name[:-len(f'{part}_proj_weight')], {})[part] = v
-                    break
-            else:
-                out[name] = v
-    for prefix, parts in split.items():
-        out[prefix + 'in_proj_weight'] = torch.cat([parts['q'], parts['k'], parts['v']])
+        name, part = reference_name(k)
+        if part is None:
+            out[name] = v
+        else:
+            packed.setdefault(name, {})[part] = v
+    for name, parts in packed.items():
+        out[name] = torch.cat([parts[0], parts[1], parts[2]])
     return out
