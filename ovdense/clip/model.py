@@ -36,6 +36,13 @@ SUPPORTED_ARCHITECTURES = (
 OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
 
+def _is_setting(value: object) -> bool:
+    """A plain scalar (or tuple of them) held by a module: a setting that changes what it computes."""
+    if isinstance(value, (tuple, list)):
+        return all(_is_setting(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 class CLIPModel(nn.Module):
     """A CLIP model from open_clip with the few entry points ovdense uses.
 
@@ -201,13 +208,29 @@ class CLIPModel(nn.Module):
         copies in place, which bumps the version counters; replacing a parameter changes its identity."""
         return (id(self.tokenizer), *((n, id(t), t.data_ptr(), t._version) for n, t in self._text_tensors()))
 
+    def text_architecture(self) -> str:
+        """Everything about the text tower that changes its output besides the weights: each module's class
+        (``QuickGELU`` vs ``GELU``, ``LayerNorm`` variants) and its scalar settings (heads, eps, pooling, causal
+        mask, context length), in module order. Two towers with equal weights and equal text here compute the
+        same embeddings."""
+        parts = []
+        for name, module in self.model.named_modules():
+            if name == 'visual' or name.startswith('visual.'):
+                continue
+            settings = {k: v for k, v in vars(module).items()
+                        if not k.startswith('_') and k != 'training' and _is_setting(v)}
+            parts.append(f'{name}:{type(module).__module__}.{type(module).__qualname__}:{sorted(settings.items())!r}')
+        return '\n'.join(parts)
+
     def text_fingerprint(self) -> str:
-        """Hash of the text tower's weights and tokenizer: the key of cached text embeddings. Recomputed
-        whenever :meth:`text_state` changed (any load or in-place edit), so cached embeddings never go stale."""
+        """Hash of the text tower's weights, architecture (:meth:`text_architecture`: activation, heads, norms,
+        pooling) and tokenizer: the key of cached text embeddings. Recomputed whenever :meth:`text_state`
+        changed (any load or in-place edit), so cached embeddings never go stale."""
         state = self.text_state()
         if self._text_fingerprint is None or self._text_fingerprint[0] != state:
             h = hashlib.blake2b(digest_size=16)
             h.update(getattr(self.tokenizer, 'source', type(self.tokenizer).__name__).encode())
+            h.update(self.text_architecture().encode())
             for name, tensor in sorted(self._text_tensors(), key=lambda nt: nt[0]):
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy

@@ -39,6 +39,24 @@ def test_text_cache_memory_and_disk(tmp_path, tiny_clip, monkeypatch):
     assert len(calls) == 2
 
 
+def test_text_cache_keyed_by_activation(tmp_path):
+    """``ViT-B-16`` and ``ViT-B-16-quickgelu`` with the same weights compute different embeddings: the disk cache
+    must not serve one the other's (the tiny CLIP with and without QuickGELU, weights copied)."""
+    from ovdense.clip import build_clip
+    from ovdense.testing import TINY_CLIP_CFG
+    quick = build_clip(model_cfg=TINY_CLIP_CFG)
+    gelu = build_clip(model_cfg=dict(TINY_CLIP_CFG, quick_gelu=False))
+    gelu.model.load_state_dict(quick.model.state_dict())
+    v, t = ['cat', 'dog'], ['a {}.']
+    assert torch.equal(quick.model.token_embedding.weight, gelu.model.token_embedding.weight)
+    assert quick.text_fingerprint() != gelu.text_fingerprint()
+    served = TextEmbeddingCache(tmp_path).get(quick, v, t)
+    got = TextEmbeddingCache(tmp_path).get(gelu, v, t)  # a new process with the other tower, same cache folder
+    assert len(list(tmp_path.glob('text_*.safetensors'))) == 2
+    assert torch.allclose(got, encode_queries(gelu, v, t), atol=1e-6)
+    assert (got - served).abs().max() > 1e-4
+
+
 def test_encode_queries_in_groups_reports_progress(tiny_clip):
     """80 templates x 7 queries with 256-prompt batches: groups of 3 queries; same as one query at a time."""
     templates = [f'a photo number {i} of a {{}}.' for i in range(80)]
