@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -24,6 +25,18 @@ class OptionsAction(DictAction):
         if bad:
             parser.error(f'{option_string} takes key=value pairs, got {bad}')
         super().__call__(parser, namespace, values, option_string)
+
+
+def renamed(new: str) -> type[argparse.Action]:
+    """An argparse action for an option renamed to ``new`` (mmseg / mmdet's name): it still works for one release,
+    with a warning naming the new form."""
+    class Renamed(argparse._StoreAction):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            print(f'warning: {option_string} is deprecated and will be removed in the next release; use {new}',
+                  file=sys.stderr)
+            setattr(namespace, self.dest, values)
+    return Renamed
 
 
 def load_config(path: str, options: dict | None = None) -> Config:

@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 
 T = TypeVar('T', bound=type)
 
-_KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS')
+_KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS')
 _SHARED: list[tuple[str, type]] = []  # (kind, class) of every module meant for mmdet's registries too
 _MMDET = False  # set once ovdense.detection is imported
 
@@ -26,7 +26,7 @@ def register(kind: str = 'MODELS', *, mmseg: bool = True, mmdet: bool = True) ->
     """Class decorator: register under the class name (which starts with ``OV``).
 
     Args:
-        kind: registry name, one of MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS.
+        kind: registry name, one of MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS, VISUALIZERS.
         mmseg: register into mmseg's registry now.
         mmdet: register into mmdet's registry, once detection is imported (at once if it is).
     """

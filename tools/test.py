@@ -1,6 +1,7 @@
-"""Evaluate a config: python tools/test.py CONFIG [--checkpoint CLIP_WEIGHTS] [--data-root DIR] ...
+"""Evaluate a config: python tools/test.py CONFIG [CHECKPOINT] [--clip-checkpoint CLIP_WEIGHTS] [--data-root DIR] ...
 
-Runs mmengine's Runner test loop (mmseg IoUMetric / mmdet CocoMetric per the config), prints the
+As mmseg's and mmdet's tools/test.py: CHECKPOINT is the trained model (mmengine checkpoint; training-free configs
+need none). Runs mmengine's Runner test loop (mmseg IoUMetric / mmdet CocoMetric per the config), prints the
 table, and writes the metrics as JSON to WORK_DIR/metrics.json.
 """
 import argparse
@@ -10,15 +11,18 @@ import os.path as osp
 from mmengine.runner import Runner
 
 from ovdense.apis import clip_holder
-from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config
+from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, renamed
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description='ovdense test')
     p.add_argument('config')
-    p.add_argument('--checkpoint', help='local CLIP weights (.safetensors/.pt) instead of the pretrained tag')
-    p.add_argument('--clip-config', help='open_clip model-config JSON for --checkpoint (custom architectures)')
-    p.add_argument('--load-from', help='an mmengine checkpoint of a trained ovdense model')
+    p.add_argument('checkpoint', nargs='?', help='the trained model (mmengine checkpoint), as mmseg / mmdet take it')
+    p.add_argument('--clip-checkpoint', help='local CLIP weights (.safetensors/.pt) instead of the pretrained tag')
+    p.add_argument('--clip-config', help='open_clip model-config JSON for --clip-checkpoint (custom architectures)')
+    p.add_argument('--checkpoint', dest='clip_checkpoint', action=renamed('--clip-checkpoint'), help=argparse.SUPPRESS)
+    p.add_argument('--load-from', action=renamed('the positional CHECKPOINT'),
+                   help=argparse.SUPPRESS)
     p.add_argument('--data-root', help='dataset root (overrides the config)')
     p.add_argument('--work-dir', help='where logs and metrics.json go')
     p.add_argument('--show-dir', help='save colored prediction overlays into WORK_DIR/SHOW_DIR')
@@ -38,10 +42,13 @@ def main() -> None:
     holder = clip_holder(cfg.model)  # where the CLIP is named
     if args.clip_config:
         holder.clip = dict(config_file=args.clip_config)
-    if args.checkpoint:
-        holder.clip = dict(holder.clip, checkpoint=args.checkpoint)
-    if args.load_from:
-        cfg.load_from = args.load_from
+    if args.clip_checkpoint:
+        holder.clip = dict(holder.clip, checkpoint=args.clip_checkpoint)
+    checkpoint = args.checkpoint or args.load_from
+    if checkpoint:
+        if not osp.isfile(checkpoint):
+            fail(f'checkpoint not found: {checkpoint}')
+        cfg.load_from = checkpoint
     for loader in ('test_dataloader', 'val_dataloader'):
         if args.data_root and loader in cfg:
             cfg[loader].dataset.data_root = args.data_root

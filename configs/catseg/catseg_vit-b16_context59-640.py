@@ -1,6 +1,6 @@
 # CAT-Seg ViT-B/16 (trained on COCO-Stuff: catseg_vit-b16_coco-stuff171-384.py) evaluated zero-shot on PC-59
 # (published mIoU 57.5), the reference's eval.sh protocol: shortest edge 640, sliding windows with a global view.
-#   python tools/test.py configs/catseg/catseg_vit-b16_context59-640.py --checkpoint work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
+#   python tools/test.py configs/catseg/catseg_vit-b16_context59-640.py work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/context59.py']
 model = dict(text_encoder=dict(vocabulary=dict(dataset='context59')))
 test_pipeline = {{_base_.catseg_test_pipeline}}

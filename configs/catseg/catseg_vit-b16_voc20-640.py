@@ -1,6 +1,6 @@
 # CAT-Seg ViT-B/16 (trained on COCO-Stuff: catseg_vit-b16_coco-stuff171-384.py) evaluated zero-shot on VOC-20
 # (published mIoU 94.6), the reference's eval.sh protocol: shortest edge 640, sliding windows with a global view.
-#   python tools/test.py configs/catseg/catseg_vit-b16_voc20-640.py --checkpoint work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
+#   python tools/test.py configs/catseg/catseg_vit-b16_voc20-640.py work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/voc20.py']
 model = dict(text_encoder=dict(vocabulary=dict(dataset='voc20')))
 test_pipeline = {{_base_.catseg_test_pipeline}}

@@ -2,7 +2,7 @@
 # (24 x 24 patches), blocks 8 and 16 (1-based) as decoder guidance, text / appearance guidance from the 768-d joint
 # space, the B/16 aggregator and schedule. Published mIoU (ADE-847 / PC-459 / ADE-150 / PC-59 / VOC-20):
 # 16.0 / 23.8 / 37.9 / 63.3 / 97.0. Zero-shot tests: a B/16 test config with the same model overrides, e.g.
-#   python tools/test.py configs/catseg/catseg_vit-b16_ade150-640.py --load-from work_dirs/.../iter_80000.pth \
+#   python tools/test.py configs/catseg/catseg_vit-b16_ade150-640.py work_dirs/.../iter_80000.pth \
 #       --cfg-options model.backbone.clip.model_name=ViT-L-14-336 "model.backbone.out_indices=(7,15)" \
 #       model.decode_head.width=1024 model.decode_head.embed_dim=768 model.clip_resolution=336
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/coco_stuff164k.py']

@@ -5,7 +5,7 @@
 # world's 16, not 256: the class attention's cost, 16x less on 2 cores), the whole 128 px image at once (the CLIP's
 # native size).
 #   python tools/train.py configs/synthetic/catseg_tinyclip_synthetic-128.py
-#   python tools/test.py configs/synthetic/catseg_tinyclip_synthetic-128.py --load-from work_dirs/catseg_tinyclip_synthetic-128/iter_1500.pth
+#   python tools/test.py configs/synthetic/catseg_tinyclip_synthetic-128.py work_dirs/catseg_tinyclip_synthetic-128/iter_1500.pth
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/synthetic.py']
 from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 classes = ['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond',

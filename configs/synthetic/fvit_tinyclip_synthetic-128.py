@@ -5,7 +5,7 @@
 #   python tools/make_synthetic.py --out data/synthetic --split train --num-images 2000 --seed 3000
 #   python tools/make_synthetic.py --out data/synthetic --split val --num-images 200 --seed 2000
 #   python tools/train.py configs/synthetic/fvit_tinyclip_synthetic-128.py
-#   python tools/test.py configs/synthetic/fvit_tinyclip_synthetic-128.py --load-from work_dirs/fvit_tinyclip_synthetic-128/iter_1200.pth
+#   python tools/test.py configs/synthetic/fvit_tinyclip_synthetic-128.py work_dirs/fvit_tinyclip_synthetic-128/iter_1200.pth
 #   (+ --cfg-options model.roi_head.vlm_roi_extractor=None: without VLM score fusion)
 # Measured with the shipped tiny CLIP (1200 iterations, ~30 min on 2 cores alone): box AP50 base / novel 81.3 /
 # 16.1 without fusion, 73.4 / 12.4 with it; with the CLIPSelf-128 CLIP 80.5 / 15.3 and 76.5 / 25.2 (README).
@@ -38,7 +38,9 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    # 'text': the classes of DetInferencer(texts=...), as mmdet's grounding configs pack it
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'text')),
 ]
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,

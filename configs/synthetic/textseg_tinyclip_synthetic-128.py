@@ -5,9 +5,10 @@
 #   python tools/make_synthetic.py --out data/synthetic --split train --num-images 2000 --seed 3000
 #   python tools/make_synthetic.py --out data/synthetic --split val --num-images 200 --seed 2000
 #   python tools/train.py configs/synthetic/textseg_tinyclip_synthetic-128.py
-#   python tools/test.py configs/synthetic/textseg_tinyclip_synthetic-128.py --load-from work_dirs/.../iter_1500.pth
+#   python tools/test.py configs/synthetic/textseg_tinyclip_synthetic-128.py work_dirs/.../iter_1500.pth
 _base_ = ['mmseg::_base_/default_runtime.py', '../_base_/datasets/synthetic.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 classes = ['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond',
            'hexagon', 'crescent', 'arrow', 'heart', 'pentagon']

@@ -6,7 +6,7 @@ maps), :mod:`.hub` (pretrained weights and tokenizers, offline), :mod:`.template
 Everything else sees :class:`CLIPModel` (tensors in, tensors out) and :class:`ViTTower`, a view of
 the vision transformer made of plain ``torch.nn`` modules.
 """
-from .formats import CheckpointError, load_state_dict_file
+from .formats import CheckpointError, load_pending_weights, load_state_dict_file
 from .hub import PretrainedWeightsUnavailable
 from .model import OPENAI_MEAN, OPENAI_STD, SUPPORTED_ARCHITECTURES, CLIPModel, build_clip
 from .templates import prompt_templates
@@ -16,5 +16,5 @@ from .vfm import VFM, VFM_FAMILIES, build_vfm
 __all__ = [
     'CLIPModel', 'ViTTower', 'ViTBlock', 'build_clip', 'load_state_dict_file', 'CheckpointError',
     'PretrainedWeightsUnavailable', 'SUPPORTED_ARCHITECTURES', 'prompt_templates', 'VFM', 'VFM_FAMILIES', 'build_vfm',
-    'OPENAI_MEAN', 'OPENAI_STD'
+    'OPENAI_MEAN', 'OPENAI_STD', 'load_pending_weights'
 ]

@@ -204,3 +204,31 @@ def check_values(model: nn.Module, state: Mapping[str, torch.Tensor], path: str 
 def _diff_keys(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
     keys = set(model.state_dict().keys())
     return sorted(keys - state.keys()), sorted(state.keys() - keys)
+
+
+def mark_loaded(module: nn.Module, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook of :class:`CLIPModel` and :class:`~ovdense.clip.VFM`: a state dict that holds
+    the module's weights (``<prefix>model.*``, e.g. a checkpoint written by the Runner) counts as loading them."""
+    if any(k.startswith(prefix + 'model.') for k in state_dict):
+        module._weights_loaded = True
+
+
+def load_pending_weights(model: nn.Module) -> list[str]:
+    """Load the named weights of every CLIP and VFM inside ``model`` that has not received them (see
+    :attr:`~ovdense.clip.CLIPModel.weights_pending`): a model built outside :func:`ovdense.apis.init_model` and the
+    Runner (e.g. by ``MMSegInferencer`` / ``DetInferencer``, which never call ``init_weights``) runs with the weights
+    its config names, never with random ones. Weights that came with a checkpoint are kept.
+
+    Returns:
+        the names of the models loaded (logged too).
+    """
+    from mmengine.logging import print_log
+    loaded = []
+    for module in model.modules():
+        if getattr(module, 'weights_pending', False):
+            name = getattr(module, 'name', type(module).__name__)
+            print_log(f"loading the weights of '{name}' named in the config: the model was built without "
+                      'init_weights() (e.g. by an OpenMMLab inferencer)', logger='current')
+            module.load_weights()
+            loaded.append(name)
+    return loaded

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .formats import (WEIGHT_FORMATS, CheckpointError, _cfg_from_openai_state_dict, _diff_keys, _normalize_keys,
                       check_values, eva_clip_model_cfg, eva_clip_to_open_clip, is_eva_clip_config, is_eva_clip_state,
-                      load_state_dict_file, open_clip_to_eva_clip)
+                      load_state_dict_file, mark_loaded, open_clip_to_eva_clip)
 from .hub import LazyTokenizer, _open_clip, resolve_pretrained
 from .towers import EVABlock, MAPHead, TimmBlock, ViTBlock, ViTTower, _timm_stem
 
@@ -69,6 +69,16 @@ class CLIPModel(nn.Module):
         self.checkpoint = checkpoint
         self._text_fingerprint: tuple[tuple, str] | None = None  # (text_state(), hash)
         self.weights_format = 'open_clip'  # of the file loaded: 'open_clip' or 'eva_clip' (EVA-CLIP / CLIPSelf)
+        self._weights_loaded = False
+        self._register_load_state_dict_pre_hook(mark_loaded, with_module=True)
+
+    @property
+    def weights_pending(self) -> bool:
+        """Weights are named (checkpoint or pretrained tag) but have not arrived yet: neither :meth:`load_weights`
+        nor a ``load_state_dict`` holding this model's tensors (a trained checkpoint) ran. A model built by an
+        OpenMMLab inferencer (which never calls ``init_weights``) is in this state until its first forward
+        (:func:`ovdense.models.utils.load_pending_weights`)."""
+        return (self.checkpoint is not None or self.pretrained is not None) and not self._weights_loaded
 
     # ------------------------------------------------------------------ weights
     def load_weights(self, *, cache_dir: str | None = None) -> None:
@@ -105,6 +115,7 @@ class CLIPModel(nn.Module):
             self.model.load_state_dict(state, strict=True)
         except RuntimeError as e:  # shape mismatches
             raise CheckpointError(f"checkpoint {path} does not fit model '{self.name}': {e}") from None
+        self._weights_loaded = True
 
     def save(self, out_dir: str | os.PathLike, name: str, *,
              state_dict: Mapping[str, torch.Tensor] | None = None,

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .formats import CheckpointError, check_values, load_state_dict_file
+from .formats import CheckpointError, check_values, load_state_dict_file, mark_loaded
 from .hub import PretrainedWeightsUnavailable
 
 # the input normalisation every supported VFM was trained with (ImageNet statistics of RGB in [0, 1])
@@ -105,6 +105,14 @@ class VFM(nn.Module):
         self.pos_interp = pos_interp
         if frozen:
             self.requires_grad_(False)
+        self._weights_loaded = False
+        self._register_load_state_dict_pre_hook(mark_loaded, with_module=True)
+
+    @property
+    def weights_pending(self) -> bool:
+        """Weights are named (checkpoint, or timm's pretrained ones) and have not arrived yet (as
+        :attr:`CLIPModel.weights_pending`)."""
+        return (self.checkpoint is not None or bool(self.pretrained)) and not self._weights_loaded
 
     @property
     def patch_size(self) -> int:
@@ -145,6 +153,7 @@ class VFM(nn.Module):
             self.model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {e}") from None
+        self._weights_loaded = True
 
     def train(self, mode: bool = True) -> 'VFM':
         return super().train(mode and not self.frozen)

@@ -1,7 +1,8 @@
 """Importing this package registers ovdense's segmentation and shared modules into mmseg's registries
 (``custom_imports=dict(imports=['ovdense.models'])``); it never imports mmdet. Detection:
 ``import ovdense.detection``."""
-from .. import fileio, hooks  # noqa: F401  (the atomic checkpoint backend, weights-only loading, hooks)
+from .. import fileio, hooks, visualizer  # noqa: F401  (the atomic checkpoint backend, weights-only loading, hooks,
+#                                          the visualiser naming each prediction's classes)
 from .. import datasets  # noqa: F401  (registers the segmentation / CLIPSelf datasets)
 from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
 from .backbones import OVCLIPViT, OVDenseCLIPViT, OVFViTBackbone

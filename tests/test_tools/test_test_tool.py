@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_tools_test_on_camvid_with_overlays(tmp_path):
     cmd = [sys.executable, 'tools/test.py', 'configs/clearclip/clearclip_vit-b16_camvid-448.py',
            '--clip-config', str(golden_dir() / 'tiny_clip_config.json'),
-           '--checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors'),
+           '--clip-checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors'),
            '--data-root', str(shared_dir() / 'data' / 'camvid'), '--max-images', '2',
            '--work-dir', str(tmp_path), '--show-dir', 'vis',
            # no pixel reaches a probability of 1.01: every pixel is the background index 0 (sky), so the
@@ -49,6 +49,8 @@ def test_user_mistakes_are_one_line(tool, tmp_path):
     cases = [([str(tmp_path / 'missing.py')], 'error: config not found'),
              ([config, '--cfg-options', 'model.logit_scale'], "takes key=value pairs, got ['model.logit_scale']"),
              ([config, '--work-dir', str(tmp_path / 'a_file')], 'is a file, not a folder'),
+             *([([config, str(tmp_path / 'missing.pth')], 'checkpoint not found: ' + str(tmp_path / 'missing.pth'))]
+               if tool == 'test' else []),
              ([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                f'{tool}_dataloader.dataset.data_root={tmp_path / "nowhere"}'], 'not found: ' + str(tmp_path / 'nowhere'))]
     for args, said in cases:

@@ -6,6 +6,8 @@
 # 0.333, plus a global view).
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+# names each prediction's labels by the vocabulary it was made in (stock SegLocalVisualizer: Cityscapes')
+visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 model = dict(
     type='OVCATSeg',
     # CAT-Seg's CLIP_PIXEL_MEAN / STD on 0-255 RGB

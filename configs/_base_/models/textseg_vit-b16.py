@@ -3,6 +3,8 @@
 # Datasets give `unseen` classes (their novel_classes metadata): left out of training, scored at test.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+# names each prediction's labels by the vocabulary it was made in (stock SegLocalVisualizer: Cityscapes')
+visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 
 model = dict(
     type='OVTextSegmentor',

@@ -146,7 +146,8 @@ class OVCLIPViT(BaseModule):
     def init_weights(self) -> None:
         """Load the CLIP weights named in ``clip`` and the method's own (once)."""
         if not self._is_init:
-            self.clip.load_weights()
+            if self.clip.weights_pending:  # not already loaded from a checkpoint holding them
+                self.clip.load_weights()
             self.method.init_weights()
             if self.frozen:
                 self.method.requires_grad_(False)

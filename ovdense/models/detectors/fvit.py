@@ -57,6 +57,10 @@ class OVFViT(TextSideMixin, TwoStageDetector):
             rpn_results_list = self.rpn_head.predict(x, batch_data_samples, rescale=False)
         else:
             rpn_results_list = [s.proposals for s in batch_data_samples]
-        with self.roi_head.inputs(self.class_embeddings(self.sample_vocabulary(batch_data_samples)), dense):
+        vocabulary = self.sample_vocabulary(batch_data_samples)
+        with self.roi_head.inputs(self.class_embeddings(vocabulary), dense):
             results = self.roi_head.predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
+        if vocabulary is not None:  # the call's own classes: named per box (DetLocalVisualizer draws label_names)
+            for res in results:
+                res.label_names = [vocabulary.names[int(i)] for i in res.labels]
         return self.add_pred_to_datasample(batch_data_samples, results)

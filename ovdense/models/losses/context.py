@@ -81,7 +81,8 @@ class OVContextLoss(OVDistillLoss):
         self.reference_quirks = reference_quirks
 
     def init_weights(self) -> None:
-        self.vfm.load_weights()
+        if self.vfm.weights_pending:
+            self.vfm.load_weights()
 
     def vfm_input(self, batch: DistillBatch, grid: tuple[int, int]) -> torch.Tensor:
         """(B, 3, h * p, w * p) ImageNet-normalised VFM input for the student grid (h, w), p the VFM's patch."""

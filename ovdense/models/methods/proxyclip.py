@@ -45,7 +45,7 @@ class OVProxyCLIP(OVDenseMethod):
         self.reference_quirks = reference_quirks
 
     def init_weights(self) -> None:
-        if self.proxy is not None:
+        if self.proxy is not None and self.proxy.weights_pending:
             self.proxy.load_weights()
 
     @staticmethod

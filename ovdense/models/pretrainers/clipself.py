@@ -171,7 +171,7 @@ class OVCLIPSelf(TextSideMixin, BaseModel):
         if self._is_init:
             return
         self.student.init_weights()
-        self.teacher.model.load_state_dict(self.student.clip.model.state_dict())
+        self.teacher.load_state_dict(self.student.clip.state_dict())  # marks the teacher loaded too
         for loss in self.losses:
             if hasattr(loss, 'init_weights'):
                 loss.init_weights()  # a loss's own models (DeCLIP's VFM)

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from ...clip import CLIPModel
+from ...clip import CLIPModel, load_pending_weights
 from ...progress import ProgressFn
 from ...registry import register
 from ...vocabulary import Vocabulary
@@ -318,6 +318,27 @@ class TextSideMixin:
 
     text_encoder: OVTextEncoder
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # every mmengine entry (train_step / val_step / test_step, hence the OpenMMLab inferencers) calls the model:
+        # CLIP / VFM weights named in the config and never loaded (no init_weights, no checkpoint holding them) are
+        # loaded before the first forward instead of running random
+        load_pending_weights(self)
+        return super().__call__(*args, **kwargs)
+
+    def val_step(self, data: Any) -> list:
+        return self._name_classes(super().val_step(data))
+
+    def test_step(self, data: Any) -> list:
+        return self._name_classes(super().test_step(data))
+
+    def _name_classes(self, samples: list) -> list:
+        """Each prediction carries the names of the classes it was made in (``metainfo['classes']``: the call's
+        vocabulary, else the model's), which :class:`~ovdense.visualizer.OVSegLocalVisualizer` draws."""
+        vocabulary = self.sample_vocabulary(samples) or self.vocabulary
+        for sample in samples:
+            sample.set_metainfo(dict(classes=tuple(vocabulary.names)))
+        return samples
+
     @property
     def text_clip(self) -> CLIPModel:
         raise NotImplementedError
@@ -335,18 +356,46 @@ class TextSideMixin:
         """The :class:`ClassEmbeddings` of ``vocabulary`` (default: the model's) with the model's own CLIP."""
         return self.text_encoder(self.text_clip, vocabulary, progress=progress)
 
+    @property
+    def dataset_meta(self) -> dict:
+        """``classes`` (the vocabulary's names: what the labels index) and a ``palette``, for the OpenMMLab
+        inferencers and visualisers, which read ``model.dataset_meta``."""
+        from ...visualization import palette
+        names = tuple(self.vocabulary.names)
+        return dict(classes=names, palette=[tuple(int(v) for v in c) for c in palette(len(names))])
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: dict | None) -> None:
+        # MMSegInferencer / DetInferencer assign the checkpoint's meta, or Cityscapes' / COCO's names without one;
+        # the labels index the vocabulary whatever they assign, so the names shown stay the vocabulary's
+        given = list((meta or {}).get('classes') or ())
+        if given and given != self.vocabulary.names:
+            from mmengine.logging import print_log
+            print_log(f'{type(self).__name__} predicts its vocabulary ({len(self.vocabulary)} classes: '
+                      f'{self.vocabulary.names[:5]}...), not the {len(given)} names assigned to dataset_meta '
+                      f'({given[:5]}...): set_vocabulary() changes the classes', logger='current', level=30)
+
     @staticmethod
     def sample_vocabulary(data_samples: Sequence[Any] | None) -> Vocabulary | None:
-        """The vocabulary the data samples carry in their metainfo (``'vocabulary'``, as mmdet's grounding models
-        carry ``'text'``; data samples or their metainfo dicts), or None (the model's). The samples of one batch
-        must agree."""
+        """The vocabulary the data samples carry in their metainfo (``'vocabulary'``, or ``'text'`` as mmdet's
+        grounding models and ``DetInferencer(texts=...)`` give it: ``'dog . frisbee'`` or a list of names; data
+        samples or their metainfo dicts), or None (the model's). The samples of one batch must agree."""
         metas = [s if isinstance(s, dict) else getattr(s, 'metainfo', {}) for s in data_samples or []]
-        given = [m['vocabulary'] for m in metas if m.get('vocabulary') is not None]
+        given = [m['vocabulary'] if m.get('vocabulary') is not None else _grounding_names(m['text'])
+                 for m in metas if m.get('vocabulary') is not None or m.get('text') is not None]
         if not given:
             return None
         if len(given) != len(data_samples) or any(Vocabulary.coerce(v) != Vocabulary.coerce(given[0]) for v in given):
             raise ValueError('the data samples of one batch carry different vocabularies; predict them apart')
         return Vocabulary.coerce(given[0])
+
+
+def _grounding_names(text: str | Sequence[str]) -> list[str]:
+    """mmdet's grounding text (``'dog . frisbee .'``, split at ``'. '`` as its GLIP / Grounding DINO do) or a
+    list of names -> the names."""
+    if isinstance(text, str):
+        text = text.strip().strip('.').split('. ')
+    return [t.strip() for t in text if t.strip()]
 
 
 def build_text_encoder(cfg: dict | None = None, **defaults: Any) -> OVTextEncoder:

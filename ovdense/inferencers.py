@@ -1,0 +1,46 @@
+"""mmseg's inferencer with the classes as an input, as mmdet's ``DetInferencer(texts=...)`` takes them.
+
+Stock ``MMSegInferencer`` runs every ovdense segmentor (the weights its config names are loaded before the first
+forward; each prediction is drawn with the names of its vocabulary by :class:`~ovdense.visualizer.OVSegLocalVisualizer`)
+but has no way to pass classes to the model: its ``classes=`` only renames the legend. :class:`OVSegInferencer` takes
+``classes=`` as the model's vocabulary and ``texts=`` per call."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from mmseg.apis import MMSegInferencer
+
+from .models.text.text_encoder import _grounding_names
+from .vocabulary import Vocabulary
+
+
+class OVSegInferencer(MMSegInferencer):
+    """``MMSegInferencer`` whose classes reach the text side.
+
+    Args:
+        model: config path or name, as ``MMSegInferencer``.
+        weights: a checkpoint (trained models; training-free ones need none).
+        classes: the model's vocabulary (a list of names, ``'cat . dog'`` or any form ``Vocabulary.coerce``
+            takes); None keeps the config's.
+        **kwargs: ``MMSegInferencer`` arguments (``device``, ``palette``, ``dataset_name``, ``scope``).
+
+    Call with ``texts=`` (same forms) to segment in other classes for that call only.
+    """
+
+    forward_kwargs = MMSegInferencer.forward_kwargs | {'texts'}
+
+    def __init__(self, model: Any, weights: str | None = None, classes: Any = None, **kwargs: Any) -> None:
+        super().__init__(model, weights, **kwargs)
+        if classes is not None:
+            self.model.set_vocabulary(_coerce(classes))
+
+    def forward(self, inputs: dict, texts: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
+        if texts is not None:
+            vocabulary = _coerce(texts)
+            for sample in inputs['data_samples']:
+                sample.set_metainfo(dict(vocabulary=vocabulary))
+        return super().forward(inputs, **kwargs)
+
+
+def _coerce(value: Any) -> Vocabulary:
+    return Vocabulary.coerce(_grounding_names(value) if isinstance(value, str) else value)
