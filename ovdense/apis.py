@@ -221,7 +221,7 @@ def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageI
     vocab = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
     load_pending_weights(model)  # built without init_model (init_weights never ran): the weights its config names
     out = []
-    names = tuple((vocab if vocab is not None else model.vocabulary).names)
+    names = model.label_names(vocab if vocab is not None else model.vocabulary)
     # the vocabulary travels with each image (its metainfo, as mmdet's grounding models carry 'text'): the model
     # is not changed, so concurrent calls with other vocabularies do not meet
     for i, item in enumerate(items):

@@ -130,3 +130,36 @@ def test_maskclip_context59_uses_maskclips_own_names():
     mmseg = Vocabulary.from_dataset('context59').names
     assert len(names) == 59 and [(a, b) for a, b in zip(names, mmseg) if a != b] == [
         ('airplane', 'aeroplane'), ('potted plant', 'pottedplant'), ('tv monitor', 'tvmonitor')]
+
+
+def test_wide_benchmarks_keep_16_bit_labels(tmp_path):
+    """ADE-847 and PC-459 label maps are 16-bit TIFFs: class 300 stays 300 (mmseg's LoadAnnotations would make it
+    44), 65535 is ignored by the shipped evaluator, and a prediction equal to the labels scores 100 mIoU."""
+    import cv2
+    from mmengine.config import Config as C
+
+    from ovdense.apis import find_config
+    init_default_scope('mmseg')
+    root = tmp_path / 'ADE20K_2021_17_01'
+    (root / 'images_detectron2/validation').mkdir(parents=True)
+    (root / 'annotations_detectron2/validation').mkdir(parents=True)
+    label = np.full((24, 32), 65535, np.uint16)
+    label[:12] = 300
+    label[12:, :16] = 846
+    cv2.imwrite(str(root / 'images_detectron2/validation/a.jpg'), np.zeros((24, 32, 3), np.uint8))
+    cv2.imwrite(str(root / 'annotations_detectron2/validation/a.tif'), label)
+    cfg = C.fromfile(str(find_config('catseg_vit-b16_ade847-640')))
+    ds_cfg = cfg.test_dataloader.dataset
+    ds_cfg.update(data_root=str(root))
+    ds = DATASETS.build(ds_cfg)
+    assert len(ds.metainfo['classes']) == 847 and ds.metainfo['classes'][1] == 'building'
+    gt = ds[0]['data_samples'].gt_sem_seg.data[0]
+    assert gt.dtype == torch.int64 and torch.equal(gt, torch.from_numpy(label.astype(np.int64)))
+    metric = METRICS.build(cfg.test_evaluator)
+    metric.dataset_meta = ds.metainfo
+    pred = gt.clone()
+    pred[gt == 65535] = 5  # unlabelled pixels do not count
+    metric.process([], [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))])
+    assert metric.compute_metrics(metric.results)['mIoU'] == 100.0
+    pc = C.fromfile(str(find_config('catseg_vit-b16_pc459-640')))
+    assert pc.test_evaluator.ignore_index == 459 and pc.test_dataloader.dataset.type == 'OVPascalContext459Dataset'

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mmcv
+import numpy as np
+from mmengine import fileio
 from mmseg.datasets import BaseSegDataset
+from mmseg.datasets.transforms import LoadAnnotations
 
 from ..registry import register
 from .synthetic import BASE_CLASSES, NOVEL_CLASSES, semantic_classes
@@ -79,3 +83,54 @@ class OVSyntheticSegDataset(BaseSegDataset):
         kwargs.setdefault('reduce_zero_label', False)
         kwargs.setdefault('data_prefix', dict(img_path='images', seg_map_path='semantic'))
         super().__init__(img_suffix='.png', seg_map_suffix='.png', **kwargs)
+
+
+@register('TRANSFORMS', mmdet=False)
+class OVLoadWideAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` for label maps beyond 255 classes (ADE-847, PASCAL Context-459: 16-bit TIFF,
+    ignore 65535): the values are kept as int64 (mmseg's casts to uint8, wrapping class 300 to 44 silently)."""
+
+    def _load_seg_map(self, results: dict) -> None:
+        raw = fileio.get(results['seg_map_path'], backend_args=self.backend_args)
+        gt = mmcv.imfrombytes(raw, flag='unchanged', backend=self.imdecode_backend)
+        if gt is None:
+            raise ValueError(f"label map {results['seg_map_path']} cannot be decoded")
+        gt = gt.squeeze().astype(np.int64)
+        if results.get('reduce_zero_label') or self.reduce_zero_label:
+            raise ValueError('OVLoadWideAnnotations does not reduce the zero label (no wide benchmark needs it)')
+        if results.get('label_map') is not None:
+            src = gt.copy()
+            for old_id, new_id in results['label_map'].items():
+                gt[src == old_id] = new_id
+        results['gt_seg_map'] = gt
+        results['seg_fields'].append('gt_seg_map')
+
+
+@register('DATASETS', mmdet=False)
+class OVADE20KFullDataset(BaseSegDataset):
+    """ADE20K-Full validation, 847 classes (ADE-847), as CAT-Seg / SAN / OVSeg evaluate it: the layout of CAT-Seg's
+    ``datasets/prepare_ade20k_full.py`` (``images_detectron2/validation/*.jpg``, ``annotations_detectron2/validation/
+    *.tif``: uint16 class indices, 65535 unlabelled). Load labels with :class:`OVLoadWideAnnotations`."""
+    METAINFO = dict(classes=_classes('ade847'))
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault('reduce_zero_label', False)
+        kwargs.setdefault('ignore_index', 65535)
+        kwargs.setdefault('data_prefix', dict(img_path='images_detectron2/validation',
+                                              seg_map_path='annotations_detectron2/validation'))
+        super().__init__(img_suffix='.jpg', seg_map_suffix='.tif', **kwargs)
+
+
+@register('DATASETS', mmdet=False)
+class OVPascalContext459Dataset(BaseSegDataset):
+    """PASCAL Context validation with all 459 classes (PC-459), the layout of CAT-Seg's
+    ``datasets/prepare_pascal_context_459.py`` (``JPEGImages/*.jpg``, ``annotations_detectron2/pc459_val/*.tif``:
+    the ``LabelMap`` of ``trainval/*.mat`` minus 1, so 0..458 with every pixel labelled; the reference's ignore label
+    459 never occurs). Load labels with :class:`OVLoadWideAnnotations`."""
+    METAINFO = dict(classes=_classes('pc459'))
+
+    def __init__(self, ann_file: str = 'pascalcontext_val.txt', **kwargs) -> None:
+        kwargs.setdefault('reduce_zero_label', False)
+        kwargs.setdefault('ignore_index', 459)
+        kwargs.setdefault('data_prefix', dict(img_path='JPEGImages', seg_map_path='annotations_detectron2/pc459_val'))
+        super().__init__(img_suffix='.jpg', seg_map_suffix='.tif', ann_file=ann_file, **kwargs)

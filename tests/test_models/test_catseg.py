@@ -27,7 +27,7 @@ def test_golden_catseg_case():
     assert not bad, bad
 
 
-def _model(*, classes=('sky', 'road', 'car'), pad_len=256, mode='slide', unseen=()):
+def _model(*, classes=('sky', 'road', 'car'), pad_len=256, mode='slide', unseen=(), **text):
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
     torch.manual_seed(0)
@@ -41,7 +41,7 @@ def _model(*, classes=('sky', 'road', 'car'), pad_len=256, mode='slide', unseen=
                          decoder_guidance_proj_dims=(8, 4), num_layers=1, num_heads=2, hidden_dim=16,
                          feature_resolution=(6, 6), window_size=3, pad_len=pad_len),
         text_encoder=dict(type='OVTextEncoder', vocabulary=list(classes), templates=['a photo of a {}.'],
-                          synonyms='first', trainable=True),
+                          **dict(dict(synonyms='first', trainable=True), **text)),
         clip_resolution=96, slide_size=160, slide_window=96, unseen=unseen, test_cfg=dict(mode=mode))
     model = MODELS.build(cfg)
     model.init_weights()
@@ -177,3 +177,40 @@ def test_public_api_with_a_vocabulary_per_call():
     b = inference_model(model, image, vocabulary=['sky', 'road', 'car', 'person'])
     assert a.seg_logits.data.shape == (2, 90, 120) and b.seg_logits.data.shape == (4, 90, 120)
     assert len(model.vocabulary) == 150  # the config's vocabulary is untouched
+
+
+def test_background_names_are_aggregated_with_the_classes_and_become_label_zero():
+    """PAS-20b (the reference's voc20b.json + VOCbEvaluator): the classes and the background names aggregated
+    together, a pixel whose best name is a background name is background. Same labels as the background names
+    segmented as classes of their own, then every label beyond the classes mapped to background (label 0 here)."""
+    classes, background = ('cat', 'dog', 'car'), ['wall', 'sky', 'road', 'tree']
+    model = _model(classes=classes, background=background, mode='whole').eval()
+    plain = _model(classes=classes + tuple(background), mode='whole').eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 80, 112)
+    samples = [SegDataSample(metainfo=dict(img_shape=(80, 112), ori_shape=(80, 112))) for _ in range(2)]
+    with torch.no_grad():
+        got = model.predict(x, samples)
+        ref = plain.predict(x, [SegDataSample(metainfo=dict(s.metainfo)) for s in samples])
+    assert model.label_names(model.vocabulary) == ('background',) + classes
+    for g, r in zip(got, ref):
+        assert g.seg_logits.data.shape == (4, 80, 112)
+        label = r.pred_sem_seg.data + 1
+        label[label > len(classes)] = 0
+        assert torch.equal(g.pred_sem_seg.data, label)
+    with pytest.raises(ValueError, match='trains without background names'):
+        model.train()
+        model.loss(x, [_sample(80, 112) for _ in range(2)])
+
+
+def test_synonyms_are_reduced_to_classes():
+    """With every name a query (``synonyms='max'``), the labels are classes: the max over each class's names."""
+    model = _model(classes=('sky', 'road, street', 'car'), synonyms='max', mode='whole').eval()
+    plain = _model(classes=('sky', 'road', 'street', 'car'), mode='whole').eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        got = model.predict(x)[0].seg_logits.data
+        ref = plain.predict(x)[0].seg_logits.data
+    assert got.shape[0] == 3
+    assert torch.equal(got, torch.stack([ref[0], ref[1:3].amax(0), ref[3]]))

@@ -114,9 +114,26 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
         return self.backbone(x)
 
     def logits(self, inputs: torch.Tensor, text: ClassEmbeddings) -> torch.Tensor:
-        """(B, T, 4h, 4w) logits of normalised images (B, 3, H, W) for the class embeddings (T queries)."""
+        """(B, T, 4h, 4w) logits of normalised images (B, 3, H, W) for the class embeddings: T = their queries, then
+        their background names' (the text encoder's ``background=[...]``: aggregated with the classes, as CAT-Seg's
+        PAS-20b protocol appends them to the 20 classes)."""
         g0, g1, dense = self.extract_feat(inputs)
-        return self.decode_head(dense, [g0, g1], text.queries[:, None].to(dense.dtype))
+        queries = text.queries if text.background is None else torch.cat([text.queries, text.background])
+        return self.decode_head(dense, [g0, g1], queries[:, None].to(dense.dtype))
+
+    def label_names(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        return (('background',) if self.text_encoder.background_names else ()) + tuple(vocabulary.names)
+
+    @staticmethod
+    def class_scores(probs: torch.Tensor, text: ClassEmbeddings) -> torch.Tensor:
+        """(T, H, W) query probabilities -> (K, H, W) class scores: the max over each class's names, with background
+        names the max over them first (label 0, as mmseg's VOC; the reference's evaluator maps every prediction
+        beyond the 20 classes to background, the same argmax)."""
+        q = len(text.queries)
+        scores = text.reduce(probs[:q], dim=0)
+        if text.background is not None:
+            scores = torch.cat([probs[q:].amax(0, keepdim=True), scores])
+        return scores
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
         return self.logits(inputs, self.class_embeddings(self.sample_vocabulary(batch_img_metas)))
@@ -132,7 +149,10 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
             if len(keep) != len(names) else None
         remap = torch.full((max(len(names), self.ignore_index + 1),), self.ignore_index, dtype=torch.long)
         remap[keep] = torch.arange(len(keep))
-        logits = self.logits(inputs, self.class_embeddings(vocab))
+        text = self.class_embeddings(vocab)
+        if text.background is not None:
+            raise ValueError('OVCATSeg trains without background names (they are an evaluation protocol, PAS-20b)')
+        logits = self.logits(inputs, text)
         target = torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long().to(logits.device)
         target = remap.to(target.device)[target.clamp(0, len(remap) - 1)]
         logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear', align_corners=False)
@@ -182,6 +202,7 @@ class OVCATSeg(TextSideMixin, BaseSegmentor):
             h, w = meta.get('img_shape', inputs.shape[-2:])[:2]
             probs = self.inference(inputs[i, :, :h, :w], text)
             probs = F.interpolate(probs[None], size=meta['ori_shape'][:2], mode='bilinear', align_corners=False)[0]
+            probs = self.class_scores(probs, text)
             sample = data_samples[i] if data_samples else SegDataSample(metainfo=meta)
             sample.set_data(dict(seg_logits=PixelData(data=probs), pred_sem_seg=PixelData(data=probs.argmax(0, keepdim=True))))
             out.append(sample)

@@ -334,9 +334,9 @@ class TextSideMixin:
     def _name_classes(self, samples: list) -> list:
         """Each prediction carries the names of the classes it was made in (``metainfo['classes']``: the call's
         vocabulary, else the model's), which :class:`~ovdense.visualizer.OVSegLocalVisualizer` draws."""
-        vocabulary = self.sample_vocabulary(samples) or self.vocabulary
+        names = self.label_names(self.sample_vocabulary(samples) or self.vocabulary)
         for sample in samples:
-            sample.set_metainfo(dict(classes=tuple(vocabulary.names)))
+            sample.set_metainfo(dict(classes=names))
         return samples
 
     @property
@@ -356,20 +356,25 @@ class TextSideMixin:
         """The :class:`ClassEmbeddings` of ``vocabulary`` (default: the model's) with the model's own CLIP."""
         return self.text_encoder(self.text_clip, vocabulary, progress=progress)
 
+    def label_names(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        """The name of each label the model predicts in ``vocabulary`` (its names; a model that adds labels, e.g. a
+        background, says so)."""
+        return tuple(vocabulary.names)
+
     @property
     def dataset_meta(self) -> dict:
-        """``classes`` (the vocabulary's names: what the labels index) and a ``palette``, for the OpenMMLab
+        """``classes`` (the names of the labels in the model's vocabulary) and a ``palette``, for the OpenMMLab
         inferencers and visualisers, which read ``model.dataset_meta``."""
         from ...visualization import palette
-        names = tuple(self.vocabulary.names)
+        names = self.label_names(self.vocabulary)
         return dict(classes=names, palette=[tuple(int(v) for v in c) for c in palette(len(names))])
 
     @dataset_meta.setter
     def dataset_meta(self, meta: dict | None) -> None:
         # MMSegInferencer / DetInferencer assign the checkpoint's meta, or Cityscapes' / COCO's names without one;
         # the labels index the vocabulary whatever they assign, so the names shown stay the vocabulary's
-        given = list((meta or {}).get('classes') or ())
-        if given and given != self.vocabulary.names:
+        given = tuple((meta or {}).get('classes') or ())
+        if given and given != self.label_names(self.vocabulary):
             from mmengine.logging import print_log
             print_log(f'{type(self).__name__} predicts its vocabulary ({len(self.vocabulary)} classes: '
                       f'{self.vocabulary.names[:5]}...), not the {len(given)} names assigned to dataset_meta '
