@@ -9,7 +9,6 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
-from .clip.formats import load_pending_weights
 from .progress import ProgressFn
 from .vocabulary import Vocabulary
 
@@ -219,7 +218,7 @@ def inference_model(model: torch.nn.Module, images: ImageInput | Sequence[ImageI
                                                              if isinstance(item, torch.Tensor) else ''))
     pipeline = _pipeline(cfg, cfg.get('default_scope', 'mmseg'))
     vocab = Vocabulary.coerce(vocabulary) if vocabulary is not None else None
-    load_pending_weights(model)  # built without init_model (init_weights never ran): the weights its config names
+    model.ready()  # built without init_model: the weights its config names; input statistics checked
     out = []
     names = model.label_names(vocab if vocab is not None else model.vocabulary)
     # the vocabulary travels with each image (its metainfo, as mmdet's grounding models carry 'text'): the model

@@ -1,10 +1,12 @@
 """Registration into the OpenMMLab registries.
 
 Segmentation and shared modules register into mmseg's registries when their module is imported
-(``custom_imports=dict(imports=['ovdense.models'])``); nothing there imports mmdet. Importing
-``ovdense.detection`` registers the detection modules into mmdet's registries and, from then on, the
-shared ones (backbones, the text encoder, CLIPSelf, hooks, ...) too, so a stock config of either library
-builds them by type name.
+(``custom_imports=dict(imports=['ovdense.models'])``); nothing there imports mmdet. The shared ones (backbones, the
+text encoder, CLIPSelf, hooks, ...) also go into mmengine's root registries, which every OpenMMLab library's
+registries fall back to, and the detection-only names are registered there on demand: a stock mmdet config builds
+them by type name with the same ``custom_imports=dict(imports=['ovdense.models'])`` line, ``ovdense.detection``
+(which imports mmdet) being imported only when one of them is built. Importing ``ovdense.detection`` registers the
+detection modules into mmdet's registries directly.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ def register(kind: str = 'MODELS', *, mmseg: bool = True, mmdet: bool = True) ->
             import mmseg.registry as r
             getattr(r, kind).register_module(force=True)(cls)
         if mmdet:
+            import mmengine.registry as root
+            getattr(root, kind).register_module(force=True)(cls)  # found from mmdet's (and any library's) registry
             _SHARED.append((kind, cls))
             if _MMDET or not mmseg:  # detection-only modules live in modules that import mmdet anyway
                 _into_mmdet(kind, cls)
@@ -54,3 +58,33 @@ def enable_mmdet() -> None:
     _MMDET = True
     for kind, cls in _SHARED:
         _into_mmdet(kind, cls)
+
+
+# the detection-only modules (their modules import mmdet), by registry: tests check it is what ovdense.detection
+# registers
+DETECTION_MODULES = {'MODELS': ('OVFViT', 'OVFViTRoIHead', 'OVTextBBoxHead'),
+                     'DATASETS': ('OVCocoDataset', 'OVLVISV1Dataset'),
+                     'METRICS': ('OVCocoMetric', 'OVLVISMetric')}
+
+
+def register_detection_on_demand() -> None:
+    """Register each of :data:`DETECTION_MODULES` into mmengine's root registry as a builder that imports
+    ``ovdense.detection`` (registering the real class into mmdet's registries, which then take precedence) and builds
+    the class: ``custom_imports=['ovdense.models']`` serves mmdet configs, and segmentation never imports mmdet."""
+    import mmengine.registry as root
+
+    def on_demand(kind: str, name: str) -> Callable:
+        def build(*args, **kwargs):
+            import mmdet.registry
+
+            from . import detection  # noqa: F401
+            return getattr(mmdet.registry, kind).get(name)(*args, **kwargs)
+        build.__name__ = build.__qualname__ = name
+        build.__doc__ = f'Imports ovdense.detection, then builds its {name}.'
+        return build
+
+    for kind, names in DETECTION_MODULES.items():
+        registry = getattr(root, kind)
+        for name in names:
+            if name not in registry.module_dict:
+                registry.register_module(name=name, module=on_demand(kind, name))

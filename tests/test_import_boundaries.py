@@ -52,14 +52,42 @@ def test_detection_registers_shared_modules_into_mmdet():
     r = _run('''
         import ovdense.models
         from mmdet.registry import MODELS
-        assert MODELS.get('OVCLIPViT') is None  # not before detection is imported
+        assert 'OVCLIPViT' not in MODELS.module_dict  # not into mmdet's own registry before detection is imported
         import ovdense.detection
         names = ['OVCLIPViT', 'OVFViTBackbone', 'OVDenseCLIPViT', 'OVTextEncoder', 'OVCLIPSelf', 'OVFViT',
                  'OVFViTRoIHead', 'OVTextBBoxHead']
-        assert all(MODELS.get(n) is not None for n in names), [n for n in names if MODELS.get(n) is None]
+        assert all(n in MODELS.module_dict for n in names), [n for n in names if n not in MODELS.module_dict]
         print('ok')
         ''')
     assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-3000:]
+
+
+def test_one_custom_imports_line_serves_mmdet_configs():
+    """``custom_imports=['ovdense.models']`` in an mmdet config: shared modules are found through mmengine's root
+    registry, the detection ones import ovdense.detection when first built; the on-demand list is what it registers."""
+    r = _run('''
+        import sys
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+        from ovdense.apis import find_config
+        cfg = Config.fromfile(str(find_config('fvit_tinyclip_synthetic-128')), import_custom_modules=False)
+        cfg.custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+        assert 'ovdense.detection' not in sys.modules
+        init_default_scope('mmdet')
+        from mmdet.registry import MODELS
+        assert MODELS.get('OVCLIPViT') is not None  # through the root registry
+        model = MODELS.build(cfg.model)
+        assert type(model).__name__ == 'OVFViT' and 'ovdense.detection' in sys.modules
+        import mmdet.registry as det, mmseg.registry as seg
+        from ovdense.registry import DETECTION_MODULES
+        for kind in ('MODELS', 'DATASETS', 'METRICS', 'TRANSFORMS', 'HOOKS'):
+            only = {n for n in getattr(det, kind).module_dict if n.startswith('OV')} - set(getattr(seg, kind).module_dict)
+            assert only == set(DETECTION_MODULES.get(kind, ())), (kind, only)
+        print('ok')
+        ''')
+    assert r.returncode == 0 and r.stdout.strip().endswith('ok'), r.stderr[-3000:]
 
 
 @pytest.mark.parametrize('module', ['ovdense.hooks', 'ovdense.testing.synthetic_eval', 'ovdense.models.text',

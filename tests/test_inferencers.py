@@ -135,3 +135,40 @@ def test_tools_test_takes_the_checkpoint_positionally(world, tmp_path):
         assert f"Load checkpoint from {ckpts['textseg_tinyclip_synthetic-128']}" in r.stdout + r.stderr
         metrics.append((tmp_path / str(i) / 'metrics.json').read_text())
     assert metrics[0] == metrics[1] and 'mIoU' in metrics[0]
+
+
+def test_input_statistics_must_be_the_clips():
+    """A stock config's ImageNet mean / std reach the CLIP as other colours: refused, naming the line to write."""
+    import numpy as np
+    model = init_model(find_config('naclip_tinyclip_synthetic-128'),
+                       cfg_options={'model.data_preprocessor.mean': [123.675, 116.28, 103.53],
+                                    'model.data_preprocessor.std': [58.395, 57.12, 57.375]})
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=r'normalises with mean \[123.675, 116.28, 103.53\].*trained with mean '
+                                         r'\[122.771, 116.746, 104.094\], std \[68.501, 66.632, 70.323\].*set '
+                                         r'data_preprocessor=dict\(mean='):
+        inference_model(model, image)
+
+
+def test_fvit_out_indices_error_names_the_depth():
+    from mmdet.registry import MODELS
+
+    import ovdense.detection  # noqa: F401
+    from ovdense.testing import TINY_CLIP_CFG
+    with pytest.raises(ValueError, match=r'4 increasing block indices of this 4-block CLIP, got \[3, 2, 1, 0\] '
+                                         r'\(e\.g\. \[0, 1, 2, 3\]'):
+        MODELS.build(dict(type='OVFViTBackbone', clip=dict(model_cfg=dict(TINY_CLIP_CFG, vision_cfg=dict(
+            TINY_CLIP_CFG['vision_cfg'], layers=4))), out_indices=(3, 2, 1, 0)))
+
+
+def test_moved_keywords_are_answered_with_the_new_form():
+    """Outside configs written for older releases: the keyword's new place, not a bare TypeError."""
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+
+    import ovdense.detection  # noqa: F401
+    with pytest.raises(ValueError, match=r'OVTextBBoxHead: clip= moved: .*OVFViT\(text_encoder=dict'):
+        DET.build(dict(type='OVTextBBoxHead', embed_dim=32, clip=dict(model_name='ViT-B-16')))
+    with pytest.raises(ValueError, match=r'OVDenseCLIP: vocabulary= moved: .*text_encoder=dict\(vocabulary=\.\.\.\)'):
+        SEG.build(dict(type='OVDenseCLIP', backbone=dict(), context_decoder=dict(), decode_head=dict(),
+                       text_encoder=dict(), vocabulary=['cat']))

@@ -45,7 +45,10 @@ class OVFViTBackbone(BaseModule):
         self.vit = OVCLIPViT(clip, method or dict(type='OVMaskCLIP'), out_indices=out_indices, frozen=True, pos_interp=pos_interp,
                              pretrained=pretrained)
         if sorted(self.vit.out_indices) != list(self.vit.out_indices) or len(set(self.vit.out_indices)) != 4:
-            raise ValueError(f'out_indices must be 4 increasing block indices, got {list(out_indices)}')
+            n = len(self.vit.tower.blocks)
+            raise ValueError(f'out_indices must be 4 increasing block indices of this {n}-block CLIP, got '
+                             f'{list(out_indices)} (e.g. {[round(n * f) - 1 for f in (1 / 3, 1 / 2, 2 / 3, 1)]}; '
+                             'F-ViT takes 3/5/7/11 of a 12-block ViT-B)')
         w = self.vit.tower.width
         self.width = w
         self.with_dense = with_dense

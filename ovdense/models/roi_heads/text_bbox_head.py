@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 
 from ...registry import register
 from ..text import ClassEmbeddings
+from ..utils.renamed import refuse_moved
 
 
 NOVEL_LOGITS = ('negative', 'masked')
@@ -56,6 +57,10 @@ class OVTextBBoxHead(ConvFCBBoxHead):
                  learn_temperature: bool = True, vlm_temperature: float | None = 75.0, alpha: float = 0.1,
                  beta: float = 0.8, novel_logits: str = 'negative', background_weight: float = 1.0,
                  **kwargs) -> None:
+        refuse_moved('OVTextBBoxHead', {k: kwargs.pop(k) for k in ('clip', 'vocabulary') if k in kwargs}, dict(
+            clip="the head has no CLIP: the detector's text encoder (OVFViT(text_encoder=dict(...))) embeds the "
+                 "classes with the backbone's CLIP and passes the embeddings to the head",
+            vocabulary='the classes are the detector\'s: OVFViT(text_encoder=dict(vocabulary=...)), or per call'))
         kwargs.setdefault('reg_class_agnostic', True)
         kwargs.setdefault('num_shared_fcs', 2)
         super().__init__(**kwargs)  # num_classes: the call's class embeddings decide (:meth:`classes`)

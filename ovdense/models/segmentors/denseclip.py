@@ -1,6 +1,8 @@
 """DenseCLIP (Rao et al., CVPR 2022) on mmseg 1.x: pixel-text score maps with context-aware prompting."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from ...registry import register
 from ...vocabulary import Vocabulary
 from ..text import OVContextDecoder, TextSideMixin, build_text_encoder, reduce_synonyms
 from ..utils.chunked import ChunkedPostprocessMixin
+from ..utils.renamed import refuse_moved
 
 
 @register('MODELS', mmdet=False)
@@ -40,7 +43,10 @@ class OVDenseCLIP(TextSideMixin, ChunkedPostprocessMixin, EncoderDecoder):
                  score_concat_index: int = 2, tau: float = 0.07,
                  score_loss_weight: float = 0.4, neck: dict | None = None, auxiliary_head: dict | None = None,
                  train_cfg: dict | None = None, test_cfg: dict | None = None, data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None) -> None:
+                 init_cfg: dict | None = None, **moved: Any) -> None:
+        refuse_moved('OVDenseCLIP', moved, dict(
+            vocabulary="the classes are the text encoder's: text_encoder=dict(vocabulary=...), or per call "
+                       '(inference_model(..., vocabulary=...))'))
         super().__init__(backbone=dict(backbone, with_embeddings=True), decode_head=decode_head, neck=neck, auxiliary_head=auxiliary_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)

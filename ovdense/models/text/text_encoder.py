@@ -319,11 +319,18 @@ class TextSideMixin:
     text_encoder: OVTextEncoder
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # every mmengine entry (train_step / val_step / test_step, hence the OpenMMLab inferencers) calls the model:
-        # CLIP / VFM weights named in the config and never loaded (no init_weights, no checkpoint holding them) are
-        # loaded before the first forward instead of running random
-        load_pending_weights(self)
+        # every mmengine entry (train_step / val_step / test_step, hence the OpenMMLab inferencers) calls the model
+        self.ready()
         return super().__call__(*args, **kwargs)
+
+    def ready(self) -> None:
+        """Before running: CLIP / VFM weights named in the config and never loaded (no ``init_weights``, no
+        checkpoint holding them) are loaded instead of running random, and the data preprocessor's statistics are
+        checked against the CLIP's (:func:`check_input_stats`, once)."""
+        load_pending_weights(self)
+        if not getattr(self, '_input_stats_checked', False):
+            check_input_stats(getattr(self, 'data_preprocessor', None), self.text_clip, type(self).__name__)
+            self._input_stats_checked = True
 
     def val_step(self, data: Any) -> list:
         return self._name_classes(super().val_step(data))
@@ -393,6 +400,29 @@ class TextSideMixin:
         if len(given) != len(data_samples) or any(Vocabulary.coerce(v) != Vocabulary.coerce(given[0]) for v in given):
             raise ValueError('the data samples of one batch carry different vocabularies; predict them apart')
         return Vocabulary.coerce(given[0])
+
+
+def check_input_stats(preprocessor: nn.Module | None, clip: CLIPModel, owner: str, *, tolerance: float = 0.5) -> None:
+    """The data preprocessor must normalise images as the CLIP was trained (its ``image_stats``): stock mmseg /
+    mmdet configs normalise with ImageNet's mean / std, which a CLIP reads as other colours, silently.
+
+    Raises:
+        ValueError: naming both statistics and the line to put in the config.
+    """
+    if preprocessor is None or not hasattr(preprocessor, 'mean'):
+        return
+    mean, std = clip.image_stats
+    want_mean, want_std = [round(255 * m, 3) for m in mean], [round(255 * s, 3) for s in std]
+    fix = f"data_preprocessor=dict(mean={want_mean}, std={want_std})"
+    if not getattr(preprocessor, '_enable_normalize', True):
+        raise ValueError(f'{owner}: the data preprocessor does not normalise, but the CLIP reads images normalised '
+                         f'with its own statistics; set {fix}')
+    got_mean = [float(v) for v in preprocessor.mean.flatten()]
+    got_std = [float(v) for v in preprocessor.std.flatten()]
+    if len(got_mean) != 3 or any(abs(a - b) > tolerance for a, b in zip(got_mean + got_std, want_mean + want_std)):
+        raise ValueError(f'{owner}: the data preprocessor normalises with mean {[round(v, 3) for v in got_mean]}, '
+                         f'std {[round(v, 3) for v in got_std]}, but the CLIP was trained with mean {want_mean}, std '
+                         f'{want_std} (0-255 scale); set {fix}')
 
 
 def _grounding_names(text: str | Sequence[str]) -> list[str]:
