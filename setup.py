@@ -20,7 +20,8 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['ovdense', 'ovdense.*']),
     # configs ship inside the package, as mmdet / mmseg do (ovdense/.mim/configs links to ./configs)
-    package_data={'ovdense': ['vocabularies/*.txt', 'assets/*', '.mim/configs/**/*.py', '.mim/configs/**/*.txt']},
+    package_data={'ovdense': ['vocabularies/*.txt', 'assets/*', '.mim/configs/**/*.py', '.mim/configs/**/*.txt',
+                              '.mim/configs/**/metafile.yml']},
     # mmcv (with ops) is not on PyPI for CPU: tools/install.sh builds it; GPU users install a prebuilt one.
     install_requires=requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},

@@ -1,12 +1,14 @@
 """Open-vocabulary segmentation or detection of your images with the classes you name.
 
-python demo/image_demo.py INPUTS --vocab "sky, road, car" --mode clearclip --out-dir outputs/demo
-python demo/image_demo.py INPUTS --task det --vocab "dog, frisbee" --config CFG --load-from DET.pth --out-dir out
+python demo/image_demo.py INPUTS --texts "sky, road, car" --mode clearclip --out-dir outputs/demo
+python demo/image_demo.py INPUTS --task det --texts "dog, frisbee" --config CFG --weights DET.pth
 
 INPUTS: image files, folders or globs. Segmentation writes per image NAME_overlay.png (colored classes
 with a legend), NAME_label.png (class index per pixel, uint8, or uint16 beyond 256 classes) and
 NAME_label.json (the vocabulary of those indices); detection writes NAME_det.png (boxes with class and
 score) and NAME_det.json. Inputs with the same name in different folders get distinct output names.
+Arguments are mmseg's / mmdet's demo names (--texts, --weights, --pred-score-thr, --palette, --opacity, --show,
+--out-dir default outputs); the older --vocab, --load-from, --score-thr, --checkpoint work for one release.
 Everything goes through ``ovdense.apis`` (``init_model`` / ``inference_model``).
 """
 import argparse
@@ -16,11 +18,12 @@ import sys
 from pathlib import Path
 
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
-from ovdense.cli import check_device
+from ovdense.cli import check_device, renamed
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar
-from ovdense.visualization import clean_stale_temporaries, save_detections, save_segmentation, unique_stems
+from ovdense.visualization import (clean_stale_temporaries, named_palette, save_detections, save_segmentation,
+                                  unique_stems)
 from ovdense.vocabulary import Vocabulary
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -30,24 +33,32 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('inputs', nargs='+', help='image files, folders or globs')
     voc = p.add_mutually_exclusive_group(required=True)
-    voc.add_argument('--vocab', help='comma-separated class names ("|" between synonyms), e.g. "sky, road, car"')
+    voc.add_argument('--texts', dest='vocab', help='comma-separated class names ("|" between synonyms), e.g. "sky, road"')
+    voc.add_argument('--vocab', action=renamed('--texts'), help=argparse.SUPPRESS)
     voc.add_argument('--vocab-file', help='text file, one class per line, synonyms separated by commas')
     voc.add_argument('--dataset', help='a benchmark vocabulary, e.g. ade20k, voc21, coco80, lvis')
     p.add_argument('--task', default='seg', choices=['seg', 'det'], help='segmentation or detection')
-    p.add_argument('--load-from', help='trained weights (mmengine checkpoint) for --config: detectors and trained '
-                                       'segmentors need them')
+    p.add_argument('--weights', help='trained weights (mmengine checkpoint) for --config: detectors and trained '
+                                     'segmentors need them')
+    p.add_argument('--load-from', dest='weights', action=renamed('--weights'), help=argparse.SUPPRESS)
     p.add_argument('--allow-untrained', action='store_true',
-                   help='run a config with trained parts without --load-from (to try the pipeline: meaningless output)')
-    p.add_argument('--score-thr', type=float, default=0.3, help='det: draw boxes scoring at least this')
+                   help='run a config with trained parts without --weights (to try the pipeline: meaningless output)')
+    p.add_argument('--pred-score-thr', type=float, default=0.3, help='det: draw boxes scoring at least this')
+    p.add_argument('--score-thr', dest='pred_score_thr', type=float, action=renamed('--pred-score-thr'),
+                   help=argparse.SUPPRESS)
+    p.add_argument('--palette', default='ovdense', help="class colours: 'ovdense' or an mmseg dataset's ('voc', ...)")
+    p.add_argument('--opacity', type=float, default=0.55, help='seg: opacity of the class colours, in [0, 1]')
+    p.add_argument('--show', action='store_true', help='also show each result in a window (needs a display)')
     p.add_argument('--mode', default='clearclip', choices=sorted(registered_methods()),
                    help='dense method (protocol of its Context-59 config)')
     p.add_argument('--config', help="config to take the model and protocol from (default: the mode's Context-59 one)")
     p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
     p.add_argument('--pretrained', default='openai', help='open_clip pretrained tag')
-    p.add_argument('--checkpoint', help='local CLIP weights instead of the pretrained tag')
+    p.add_argument('--clip-checkpoint', help='local CLIP weights instead of the pretrained tag')
+    p.add_argument('--checkpoint', dest='clip_checkpoint', action=renamed('--clip-checkpoint'), help=argparse.SUPPRESS)
     p.add_argument('--clip-config', help='open_clip model-config JSON (custom architectures)')
     p.add_argument('--device', default='cpu')
-    p.add_argument('--out-dir', required=True)
+    p.add_argument('--out-dir', default='outputs', help='where the result files go (default: outputs)')
     return p.parse_args()
 
 
@@ -77,6 +88,16 @@ def check_out_dir(path: Path) -> None:
     clean_stale_temporaries(path)  # what a killed run left
 
 
+def check_display() -> None:
+    """--show needs an OpenCV with a GUI and a display: said before the model loads."""
+    import cv2
+    try:
+        cv2.namedWindow('ovdense')
+    except cv2.error:
+        raise ValueError('--show needs a display and an OpenCV with a GUI (this one has none, e.g. '
+                         'opencv-python-headless); the results are written to --out-dir') from None
+
+
 def main() -> int:
     args = parse_args()
     if args.vocab is not None:
@@ -87,17 +108,22 @@ def main() -> int:
         vocab = Vocabulary.from_dataset(args.dataset)
     files, out = collect(args.inputs), Path(args.out_dir)
     check_out_dir(out)
+    colors = named_palette(args.palette, len(vocab))
+    if not 0.0 <= args.opacity <= 1.0:
+        raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
+    if args.show:
+        check_display()
     if args.task == 'det' and not args.config:
-        raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --load-from')
+        raise ValueError('--task det needs --config (a detector config, e.g. configs/fvit/...) and --weights')
     config = args.config or find_config(args.mode, 'context59')
     clip = None
     if args.clip_config:
-        clip = dict(config_file=args.clip_config, checkpoint=args.checkpoint)
-    elif not args.config or args.checkpoint:  # the mode's protocol config names a ViT-B/16: use the CLI's CLIP
-        clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint)
-    model = init_model(config, args.load_from, clip=clip, device=check_device(args.device),
+        clip = dict(config_file=args.clip_config, checkpoint=args.clip_checkpoint)
+    elif not args.config or args.clip_checkpoint:  # the mode's protocol config names a ViT-B/16: use the CLI's CLIP
+        clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.clip_checkpoint)
+    model = init_model(config, args.weights, clip=clip, device=check_device(args.device),
                        allow_untrained=args.allow_untrained)
-    if args.allow_untrained and args.load_from is None and not getattr(model, 'training_free', False):
+    if args.allow_untrained and args.weights is None and not getattr(model, 'training_free', False):
         print('warning: untrained weights (--allow-untrained): the output only shows the pipeline', file=sys.stderr)
     meta = dict(config=str(config), task=args.task)
     failed = []
@@ -107,11 +133,16 @@ def main() -> int:
             image = read_image(path)
             result = inference_model(model, image[:, :, ::-1], vocabulary=vocab)
             if args.task == 'det':
-                save_detections(out, stem, image, result.pred_instances, vocab.names, score_thr=args.score_thr,
-                                image=str(path), **meta)
+                written, _ = save_detections(out, stem, image, result.pred_instances, vocab.names, colors=colors,
+                                             score_thr=args.pred_score_thr, image=str(path), **meta)
             else:
-                save_segmentation(out, stem, image, result.pred_sem_seg.data[0].cpu().numpy(), vocab.classes,
-                                  image=str(path), **meta)
+                written, _ = save_segmentation(out, stem, image, result.pred_sem_seg.data[0].cpu().numpy(),
+                                               vocab.classes, alpha=args.opacity, colors=colors, image=str(path),
+                                               **meta)
+            if args.show:
+                import cv2
+                cv2.imshow('ovdense', cv2.imread(str(written.get('overlay', written.get('image')))))
+                cv2.waitKey(0)
         except ImageReadError as e:
             failed.append(str(e))
         bar.update()

@@ -1,8 +1,8 @@
 """Web demo: segment or detect your own images with your own class names, in the browser.
 
 python demo/web_demo.py                       # offline: the shipped tiny CLIP, http://127.0.0.1:7860
-python demo/web_demo.py --checkpoint ViT-B-16.pt --port 8000        # real CLIP weights, Context-59 protocols
-python demo/web_demo.py --det-config configs/synthetic/fvit_tinyclip_synthetic-128.py --load-from DET.pth
+python demo/web_demo.py --clip-checkpoint ViT-B-16.pt --port 8000   # real CLIP weights, Context-59 protocols
+python demo/web_demo.py --det-config configs/synthetic/fvit_tinyclip_synthetic-128.py --weights DET.pth
 
 Everything goes through ``ovdense.apis`` (``init_model`` / ``inference_model``).
 Models are loaded once and kept; a changed vocabulary reuses the model and its cached text embeddings.
@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 
 from ovdense.apis import (ImageReadError, check_image_size, find_config, inference_model, init_model,  # noqa: E402
                           read_image)
+from ovdense.cli import renamed  # noqa: E402
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable  # noqa: E402
 from ovdense.models.methods import registered_methods  # noqa: E402
 from ovdense.visualization import save_detections, save_segmentation, write_image_atomic  # noqa: E402
@@ -41,12 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--host', default='127.0.0.1', help='address to listen on (default: this machine only)')
     p.add_argument('--port', type=int, default=7860)
     p.add_argument('--config', help='a segmentation config to offer besides the dense modes')
-    p.add_argument('--model', default='ViT-B-16', help='open_clip model name (with --pretrained or --checkpoint)')
+    p.add_argument('--model', default='ViT-B-16', help='open_clip model name (with --pretrained or --clip-checkpoint)')
     p.add_argument('--pretrained', default=None, help='open_clip pretrained tag, e.g. openai')
-    p.add_argument('--checkpoint', help='local CLIP weights (default: the shipped tiny CLIP)')
-    p.add_argument('--clip-config', help='open_clip model-config JSON for --checkpoint')
-    p.add_argument('--det-config', help='detector config (detection needs it and --load-from)')
-    p.add_argument('--load-from', help='trained detector checkpoint for --det-config')
+    p.add_argument('--clip-checkpoint', help='local CLIP weights (default: the shipped tiny CLIP)')
+    p.add_argument('--checkpoint', dest='clip_checkpoint', action=renamed('--clip-checkpoint'), help=argparse.SUPPRESS)
+    p.add_argument('--clip-config', help='open_clip model-config JSON for --clip-checkpoint')
+    p.add_argument('--det-config', help='detector config (detection needs it and --weights)')
+    p.add_argument('--weights', help='trained detector checkpoint for --det-config')
+    p.add_argument('--load-from', dest='weights', action=renamed('--weights'), help=argparse.SUPPRESS)
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
 
@@ -59,14 +62,14 @@ class Models:
         self._models: dict[tuple[str, str], tuple] = {}
         self._lock = threading.Lock()
         a = args
-        self.tiny = not (a.checkpoint or a.pretrained or a.clip_config)
+        self.tiny = not (a.clip_checkpoint or a.pretrained or a.clip_config)
         if self.tiny:
             self.clip = dict(config_file=str(ASSETS / 'tinyclip_synthetic.json'),
                              checkpoint=str(ASSETS / 'tinyclip_synthetic.safetensors'))
         elif a.clip_config:
-            self.clip = dict(config_file=a.clip_config, checkpoint=a.checkpoint)
+            self.clip = dict(config_file=a.clip_config, checkpoint=a.clip_checkpoint)
         else:
-            self.clip = dict(model_name=a.model, pretrained=a.pretrained, checkpoint=a.checkpoint)
+            self.clip = dict(model_name=a.model, pretrained=a.pretrained, checkpoint=a.clip_checkpoint)
 
     def methods(self) -> list[str]:
         """The registered dense methods (a user's too, when imported) that have a protocol config for this CLIP."""
@@ -94,10 +97,10 @@ class Models:
                 if task == 'segmentation':
                     self._models[key] = init_model(self.config_of(method), clip=self.clip, device=self.args.device)
                 else:
-                    if not (self.args.det_config and self.args.load_from):
+                    if not (self.args.det_config and self.args.weights):
                         raise ValueError('detection needs a trained detector: start the demo with '
-                                         '--det-config CONFIG --load-from CHECKPOINT')
-                    self._models[key] = init_model(self.args.det_config, self.args.load_from, device=self.args.device)
+                                         '--det-config CONFIG --weights CHECKPOINT')
+                    self._models[key] = init_model(self.args.det_config, self.args.weights, device=self.args.device)
             return self._models[key]
 
 

@@ -275,3 +275,43 @@ def find_config(name: str, dataset: str | None = None) -> Path:
         what = f"'{name}'" + (f" on '{dataset}'" if dataset else '')
         raise ValueError(f'no shipped config for {what}; methods: {methods} (list_configs() lists them all)')
     return found[0]
+
+
+def _zoo() -> dict[str, dict]:
+    """The model zoo: every model of the shipped metafiles (``configs/<method>/metafile.yml``, as mmpretrain's), by
+    name, with its collection (paper, code, where the published numbers come from)."""
+    import yaml
+    root, models = config_root(), {}
+    for meta in sorted(root.glob('*/metafile.yml')):
+        data = yaml.safe_load(meta.read_text())
+        collections = {c['Name']: c for c in data.get('Collections', [])}
+        for m in data.get('Models', []):
+            models[m['Name']] = dict(m, Collection=collections.get(m.get('In Collection'), {}))
+    return models
+
+
+def list_models(pattern: str = '*') -> list[str]:
+    """Names of the zoo's models (configs with published results to expect, see :func:`model_info`) matching a glob
+    pattern, as mmpretrain's ``list_models``."""
+    import fnmatch
+    return sorted(n for n in _zoo() if fnmatch.fnmatch(n, pattern))
+
+
+def model_info(name: str) -> dict:
+    """A zoo model's metafile entry: ``Config``, ``Metadata`` (the CLIP weights to use, training), ``Results`` (the
+    reference's published numbers) and its ``Collection`` (paper, code, the source of the numbers).
+
+    Raises:
+        ValueError: an unknown name, listing the zoo.
+    """
+    zoo = _zoo()
+    if name not in zoo:
+        raise ValueError(f"'{name}' is not in the model zoo; valid: {sorted(zoo)}")
+    return zoo[name]
+
+
+def get_model(name: str, checkpoint: str | os.PathLike | None = None, **kwargs: Any) -> torch.nn.Module:
+    """:func:`init_model` of a zoo model by name (``get_model('sclip_vit-b16_voc21-336')``), as mmpretrain's
+    ``get_model``; ``kwargs`` go to :func:`init_model` (``clip=``, ``device=``, ``cfg_options=``)."""
+    config = model_info(name)['Config']
+    return init_model(config_root() / Path(config).relative_to('configs'), checkpoint, **kwargs)

@@ -20,14 +20,18 @@ def palette(n: int, seed: int = 7) -> np.ndarray:
 
 
 def overlay_segmentation(image_rgb: np.ndarray, label: np.ndarray, names: Sequence[str], *,
-                         alpha: float = 0.55) -> np.ndarray:
+                         alpha: float = 0.55, colors: np.ndarray | None = None) -> np.ndarray:
     """Blend a label map (H, W) over an RGB image (H, W, 3) and add a legend of the classes present.
+
+    Args:
+        alpha: the colours' opacity.
+        colors: (>= len(names), 3) uint8 RGB per class (default :func:`palette`).
 
     Returns:
         (H', W + legend width, 3) uint8 RGB.
     """
     names = [legend_name(n) for n in names]
-    colors = palette(len(names))
+    colors = palette(len(names)) if colors is None else np.asarray(colors, np.uint8)
     color_map = colors[np.clip(label, 0, len(names) - 1)]
     out = (image_rgb.astype(np.float32) * (1 - alpha) + color_map.astype(np.float32) * alpha).astype(np.uint8)
     present = [int(i) for i in np.unique(label) if 0 <= i < len(names)]
@@ -54,13 +58,14 @@ def legend_name(name: str) -> str:
 
 
 def draw_detections(image_rgb: np.ndarray, pred_instances, names: Sequence[str], *,
-                    score_thr: float = 0.3) -> np.ndarray:
+                    score_thr: float = 0.3, colors: np.ndarray | None = None) -> np.ndarray:
     """Predicted boxes (and masks) with 'class score' labels, drawn by mmdet's DetLocalVisualizer:
     (H, W, 3) uint8 RGB. ``pred_instances``: an InstanceData with bboxes, labels, scores [, masks]."""
     from mmdet.structures import DetDataSample
     from mmdet.visualization import DetLocalVisualizer
     vis = DetLocalVisualizer.get_instance('ovdense_detections')
-    vis.dataset_meta = dict(classes=tuple(legend_name(n) for n in names), palette=[tuple(int(v) for v in c) for c in palette(len(names))])
+    colors = palette(len(names)) if colors is None else colors
+    vis.dataset_meta = dict(classes=tuple(legend_name(n) for n in names), palette=[tuple(int(v) for v in c) for c in colors])
     sample = DetDataSample(pred_instances=pred_instances.cpu())
     vis.add_datasample('detections', np.ascontiguousarray(image_rgb), sample, draw_gt=False, show=False,
                        pred_score_thr=score_thr)
@@ -143,7 +148,8 @@ def unique_stems(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, label: np.ndarray,
-                      classes: Sequence[Sequence[str]], **meta: object) -> tuple[dict[str, Path], dict[str, float]]:
+                      classes: Sequence[Sequence[str]], *, alpha: float = 0.55, colors: np.ndarray | None = None,
+                      **meta: object) -> tuple[dict[str, Path], dict[str, float]]:
     """Write ``STEM_overlay.png`` (colored classes and legend), ``STEM_label.png`` (class index per pixel: gray
     uint8, uint16 beyond 256 classes, and beyond 65,536 classes RGB with index = R + 256 G + 65536 B, as the JSON's
     ``label_encoding`` says) and ``STEM_label.json`` (the vocabulary that made it: per index its names, the pixel share
@@ -166,12 +172,14 @@ def save_segmentation(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarr
         write_image_atomic(files['label'], np.stack([idx % 256, idx // 256 % 256, idx // 65536], -1).astype(np.uint8))
     write_json_atomic(files['json'], dict(classes=[list(c) for c in classes], label_encoding=encoding,
                                           shares_percent=shares, **meta))
-    write_image_atomic(files['overlay'], overlay_segmentation(image_rgb, label, [c[0] for c in classes]))
+    write_image_atomic(files['overlay'], overlay_segmentation(image_rgb, label, [c[0] for c in classes], alpha=alpha,
+                                                              colors=colors))
     return files, shares
 
 
 def save_detections(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray, pred_instances,
-                    names: Sequence[str], *, score_thr: float, **meta: object) -> tuple[dict[str, Path], list[dict]]:
+                    names: Sequence[str], *, score_thr: float, colors: np.ndarray | None = None,
+                    **meta: object) -> tuple[dict[str, Path], list[dict]]:
     """Write ``STEM_det.png`` (boxes with class and score) and ``STEM_det.json`` (the vocabulary, ``meta``
     and the detections scoring at least ``score_thr``). Returns the paths by kind and the detections."""
     out = Path(out_dir)
@@ -179,6 +187,25 @@ def save_detections(out_dir: str | os.PathLike, stem: str, image_rgb: np.ndarray
     dets = [dict(label=names[int(c)], score=round(float(s), 4), bbox=[round(float(v), 1) for v in b])
             for b, s, c in zip(p.bboxes, p.scores, p.labels) if s >= score_thr]
     files = dict(image=out / f'{stem}_det.png', json=out / f'{stem}_det.json')
-    write_image_atomic(files['image'], draw_detections(image_rgb, p, names, score_thr=score_thr))
+    write_image_atomic(files['image'], draw_detections(image_rgb, p, names, score_thr=score_thr, colors=colors))
     write_json_atomic(files['json'], dict(classes=list(names), score_thr=score_thr, **meta, detections=dets))
     return files, dets
+
+
+def named_palette(name: str, n: int) -> np.ndarray:
+    """(n, 3) uint8 RGB colours: ``'ovdense'`` (:func:`palette`) or an mmseg dataset's palette (``'voc'``,
+    ``'ade20k'``, ``'cityscapes'``, ... as mmseg's demo ``--palette`` takes), which must have n colours or more.
+
+    Raises:
+        ValueError: an unknown name (listing the valid ones) or too few colours.
+    """
+    if name == 'ovdense':
+        return palette(n)
+    from mmseg.utils import class_names
+    known = sorted(k[:-len('_palette')] for k in dir(class_names) if k.endswith('_palette') and k != 'get_palette')
+    if name not in known and not any(name in alias for alias in class_names.dataset_aliases.values()):
+        raise ValueError(f"unknown palette '{name}'; valid: ['ovdense', {', '.join(repr(k) for k in known)}]")
+    colors = np.asarray(class_names.get_palette(name), np.uint8)
+    if len(colors) < n:
+        raise ValueError(f"palette '{name}' has {len(colors)} colours, the vocabulary {n} classes")
+    return colors[:n]

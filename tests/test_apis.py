@@ -1,6 +1,8 @@
 """The one inference API: ``init_model`` / ``inference_model`` on every family, images of any shape, in
 bounded memory, with trained weights loaded from checkpoints and a vocabulary changed between calls."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from mmengine.runner import save_checkpoint
 from ovdense import apis
 from ovdense.clip import CheckpointError
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, list_configs
+from ovdense.testing import TINY_CLIP_CFG
 from ovdense.vocabulary import Vocabulary
 
 CONFIG = find_config('naclip_tinyclip_synthetic-128')
@@ -241,3 +244,23 @@ def test_exif_orientation_is_applied_and_the_header_size_checked_before_decoding
     monkeypatch.setattr(cv2, 'imdecode', no_decoding)  # refused from the header: nothing is decoded
     with pytest.raises(ImageReadError, match='huge.png is too large'):
         apis.read_image(huge)
+
+
+def test_model_zoo():
+    """Every zoo model names a shipped config that builds, the weights to use, published results with their source."""
+    from mmengine.config import Config
+
+    from ovdense.apis import config_root, get_model, list_models, model_info
+    names = list_models()
+    assert len(names) >= 20 and list_models('catseg_*') == sorted(n for n in names if n.startswith('catseg_'))
+    for name in names:
+        info = model_info(name)
+        assert (config_root() / Path(info['Config']).relative_to('configs')).is_file(), name
+        assert info['Metadata']['Weights'] and info['Collection']['Results source'], name
+        assert all(isinstance(v, float) and 0 < v < 100 for r in info['Results'] for v in r['Metrics'].values()), name
+        assert Config.fromfile(str(find_config(name))).model.type.startswith('OV'), name
+    assert model_info('sclip_vit-b16_voc21-336')['Results'][0]['Metrics'] == {'mIoU': 59.63}
+    model = get_model('sclip_vit-b16_voc21-336', clip=dict(model_cfg=TINY_CLIP_CFG))
+    assert type(model).__name__ == 'OVSegmentor' and len(model.vocabulary) == 21
+    with pytest.raises(ValueError, match=r"'nope' is not in the model zoo; valid: \['catseg_vit-b16_ade150-640'"):
+        model_info('nope')

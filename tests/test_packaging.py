@@ -21,10 +21,11 @@ def test_configs_from_an_installed_wheel(tmp_path):
     code = textwrap.dedent(f'''
         import ovdense, numpy as np
         from mmengine.config import Config
-        from ovdense.apis import find_config, inference_model, init_model, list_configs
+        from ovdense.apis import find_config, inference_model, init_model, list_configs, list_models
         assert ovdense.__file__.startswith({str(site)!r}), ovdense.__file__  # the wheel, not the checkout
         names = list_configs()
         assert len(names) > 60 and 'fvit/fvit_vit-b16_ov-coco-640' in names, len(names)
+        assert 'catseg_vit-b16_ade847-640' in list_models()  # the zoo's metafiles ship too
         cfg = Config.fromfile(find_config('clearclip', 'voc21'))
         assert cfg.model.text_encoder.vocabulary['file'].startswith({str(site)!r})
         model = init_model(find_config('naclip_tinyclip_synthetic-128'))  # shipped CLIP assets, from the wheel

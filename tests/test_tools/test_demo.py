@@ -56,9 +56,9 @@ def test_demo_bad_inputs_and_outputs(tmp_path):
     files = make_inputs(inputs)
     out = tmp_path / 'out'
     clip = ['--clip-config', str(golden_dir() / 'tiny_clip_config.json'),
-            '--checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors')]
-    proc = run_demo([str(inputs), 'demo/camvid_0016E5_07959.png', '--vocab', 'sky, road, car', '--mode', 'sclip',
-                     '--out-dir', str(out), *clip])
+            '--clip-checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors')]
+    proc = run_demo([str(inputs), 'demo/camvid_0016E5_07959.png', '--texts', 'sky, road, car', '--mode', 'sclip',
+                     '--out-dir', str(out), '--palette', 'voc', '--opacity', '1', *clip])
     assert proc.returncode == 1, proc.stderr[-2000:]  # one unreadable input is reported, the rest is written
     assert 'corrupt.png' in proc.stderr and 'wrote results for 6 of 7 images' in proc.stdout
     for name in ('gray', 'rgba', 'deep16', 'tiny1x1', 'huge', 'camvid_0016E5_07959'):
@@ -67,6 +67,8 @@ def test_demo_bad_inputs_and_outputs(tmp_path):
         src = read_image(files[name]) if name in files else read_image(REPO / 'demo' / f'{name}.png')
         assert label.shape == src.shape[:2] and label.max() <= 2, name
         assert overlay.shape[0] >= src.shape[0] and overlay.shape[1] > src.shape[1], name
+        voc_bgr = np.array([[0, 0, 0], [0, 0, 128], [0, 128, 0]])  # mmseg's VOC palette, opaque (--opacity 1)
+        assert np.array_equal(overlay[:label.shape[0], :label.shape[1]], voc_bgr[label]), name
         side = json.loads((out / f'{name}_label.json').read_text())  # the vocabulary of the indices
         assert side['classes'] == [['sky'], ['road'], ['car']] and side['config'].endswith('sclip_vit-b16_context59-336.py')
         assert abs(sum(side['shares_percent'].values()) - 100) < 0.1
@@ -74,18 +76,22 @@ def test_demo_bad_inputs_and_outputs(tmp_path):
     assert not list(out.glob('*.tmp')) and not list(out.glob('.*'))
     before = sorted(p.name for p in out.iterdir())
     for vocab in (' , ', 'sky, road, sky'):
-        bad = run_demo([str(files['gray']), '--vocab', vocab, '--out-dir', str(out), *clip])
+        bad = run_demo([str(files['gray']), '--texts', vocab, '--out-dir', str(out), *clip])
         assert bad.returncode == 2 and 'error:' in bad.stderr and 'Traceback' not in bad.stderr
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written or lost
     bad = run_demo([str(files['gray']), '--vocab', 'a, b', '--out-dir', str(out), '--checkpoint', '/nope.pt'])
-    assert bad.returncode == 2 and 'checkpoint file not found' in bad.stderr
+    assert bad.returncode == 2 and 'checkpoint file not found' in bad.stderr  # the old names still work, warned
+    assert '--vocab is deprecated' in bad.stderr and '--checkpoint is deprecated' in bad.stderr
     (tmp_path / 'a_file').write_text('x')  # an --out-dir that is a file: refused before any model is built
-    bad = run_demo([str(files['gray']), '--vocab', 'a, b', '--out-dir', str(tmp_path / 'a_file'), *clip])
+    bad = run_demo([str(files['gray']), '--texts', 'a, b', '--out-dir', str(tmp_path / 'a_file'), *clip])
     assert bad.returncode == 2 and 'is not a folder' in bad.stderr and 'Traceback' not in bad.stderr
     for args, said in [([str(tmp_path / 'nope.png')], 'input not found: '), ([str(files['gray']), '--device', 'banana'],
                        "unknown device 'banana'; this machine has: ['cpu'"),
-                       ([str(files['gray']), '--device', 'cuda'], "device 'cuda': no GPU here")]:
-        bad = run_demo([*args, '--vocab', 'a, b', '--out-dir', str(out), '--checkpoint', '/nope.pt'])  # checked first
+                       ([str(files['gray']), '--device', 'cuda'], "device 'cuda': no GPU here"),
+                       ([str(files['gray']), '--palette', 'nope'], "unknown palette 'nope'; valid: ['ovdense', 'ade'"),
+                       ([str(files['gray']), '--opacity', '2'], '--opacity must be in [0, 1], got 2.0'),
+                       ([str(files['gray']), '--show'], '--show needs a display')]:
+        bad = run_demo([*args, '--texts', 'a, b', '--out-dir', str(out), '--clip-checkpoint', '/nope.pt'])  # first
         assert bad.returncode in (1, 2) and said in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr[-500:]
 
 
@@ -102,8 +108,8 @@ def test_demo_same_stems_and_long_names(tmp_path):
     long = 'very ' * 400
     out = tmp_path / 'out'
     clip = ['--clip-config', str(golden_dir() / 'tiny_clip_config.json'),
-            '--checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors')]
-    r = run_demo([*map(str, paths), '--vocab', f'sky, {long.strip()}', '--mode', 'clearclip', '--out-dir', str(out), *clip])
+            '--clip-checkpoint', str(golden_dir() / 'tiny_clip_seed0.safetensors')]
+    r = run_demo([*map(str, paths), '--texts', f'sky, {long.strip()}', '--mode', 'clearclip', '--out-dir', str(out), *clip])
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'longer than the text context' in r.stderr
     names = sorted(p.name for p in out.glob('*_label.png'))
@@ -126,9 +132,9 @@ def test_detection_demo_draws_boxes_on_a_coco128_photo(tmp_path):
     out = tmp_path / 'out'
     (out / '000000000009_det.json').parent.mkdir(parents=True)
     (out / 'keep.txt').write_text('already here')
-    cmd = [sys.executable, str(REPO / 'demo/image_demo.py'), str(photo), '--task', 'det', '--vocab',
+    cmd = [sys.executable, str(REPO / 'demo/image_demo.py'), str(photo), '--task', 'det', '--texts',
            'bowl, broccoli, orange', '--config', str(REPO / 'configs/synthetic/fvit_tinyclip_synthetic-128.py'),
-           '--score-thr', '0.05', '--out-dir', str(out)]
+           '--pred-score-thr', '0.05', '--out-dir', str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and 'has trained parts and no checkpoint' in r.stderr and 'Traceback' not in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ['keep.txt']

@@ -54,7 +54,7 @@ def server(tmp_path_factory):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(REPO / 'demo/web_demo.py'), '--port', str(port),
                              '--det-config', str(REPO / 'configs/synthetic/fvit_tinyclip_synthetic-128.py'),
-                             '--load-from', str(ckpt)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             '--weights', str(ckpt)], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f'http://127.0.0.1:{port}/'
     for _ in range(240):
