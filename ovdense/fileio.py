@@ -78,6 +78,21 @@ def load_from_local(filename: str, map_location=None):
         return torch.load(filename, map_location=map_location, weights_only=True)
 
 
+def checkpoint_load_error(path: str | Path) -> str | None:
+    """Why the checkpoint at ``path`` does not load weights-only (one line: an empty or truncated file, objects a
+    weights-only load refuses, a missing file), or None when it loads."""
+    try:
+        load_from_local(str(path), map_location='cpu')
+    except pickle.UnpicklingError as e:
+        found = next((ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln), str(e).strip()[:120])
+        return f'it holds objects a weights-only load refuses ({found}): not a checkpoint of weights'
+    except EOFError:
+        return 'the file is empty or truncated'
+    except Exception as e:  # noqa: BLE001 - truncated zips, foreign pickles, missing files...
+        return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return None
+
+
 def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) -> None:
     """Before ``--resume``: the checkpoint to resume from (``checkpoint``, or the work dir's last one, as
     mmengine picks it) must load. A truncated or corrupt one raises an error naming it and the newest
@@ -96,13 +111,7 @@ def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) 
             return  # nothing to resume from: mmengine starts from the beginning
         path = Path(latest)
 
-    def load_error(p: Path) -> str | None:
-        try:
-            load_from_local(str(p), map_location='cpu')
-        except Exception as e:  # noqa: BLE001 - truncated zips, foreign pickles, missing files...
-            return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        return None
-
+    load_error = checkpoint_load_error
     error = load_error(path)
     if error is None:
         return

@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 
 from ovdense.apis import clip_holder
 from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, renamed
+from ovdense.fileio import checkpoint_load_error
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +49,9 @@ def main() -> None:
     if checkpoint:
         if not osp.isfile(checkpoint):
             fail(f'checkpoint not found: {checkpoint}')
+        error = checkpoint_load_error(checkpoint)
+        if error:
+            fail(f'checkpoint {checkpoint} cannot be loaded: {error}')
         cfg.load_from = checkpoint
     for loader in ('test_dataloader', 'val_dataloader'):
         if args.data_root and loader in cfg:

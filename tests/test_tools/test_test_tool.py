@@ -46,13 +46,25 @@ def test_user_mistakes_are_one_line(tool, tmp_path):
     config = 'configs/synthetic/naclip_tinyclip_synthetic-128.py' if tool == 'test' else \
         'configs/synthetic/textseg_tinyclip_synthetic-128.py'
     (tmp_path / 'a_file').write_text('x')
+    (tmp_path / 'zero.pth').write_bytes(b'')
+    import os
+    import torch
+
+    class Evil:  # a pickle that would run a command when unpickled
+        def __reduce__(self):
+            return os.system, (f'touch {tmp_path / "pwned"}',)
+    torch.save({'state_dict': {'x': Evil()}}, tmp_path / 'evil.pth')
     cases = [([str(tmp_path / 'missing.py')], 'error: config not found'),
              ([config, '--cfg-options', 'model.logit_scale'], "takes key=value pairs, got ['model.logit_scale']"),
              ([config, '--work-dir', str(tmp_path / 'a_file')], 'is a file, not a folder'),
-             *([([config, str(tmp_path / 'missing.pth')], 'checkpoint not found: ' + str(tmp_path / 'missing.pth'))]
+             *([([config, str(tmp_path / 'missing.pth')], 'checkpoint not found: ' + str(tmp_path / 'missing.pth')),
+                ([config, str(tmp_path / 'zero.pth')], 'cannot be loaded: the file is empty or truncated'),
+                ([config, str(tmp_path / 'evil.pth')], 'cannot be loaded: it holds objects a weights-only load '
+                                                        'refuses (Trying to load unsupported GLOBAL posix.system')]
                if tool == 'test' else []),
              ([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                f'{tool}_dataloader.dataset.data_root={tmp_path / "nowhere"}'], 'not found: ' + str(tmp_path / 'nowhere'))]
     for args, said in cases:
         proc = subprocess.run([sys.executable, f'tools/{tool}.py', *args], capture_output=True, text=True)
         assert proc.returncode != 0 and said in proc.stderr and 'Traceback' not in proc.stderr, (args, proc.stderr[-800:])
+    assert not (tmp_path / 'pwned').exists()
