@@ -167,8 +167,11 @@ def test_moved_keywords_are_answered_with_the_new_form():
     from mmseg.registry import MODELS as SEG
 
     import ovdense.detection  # noqa: F401
-    with pytest.raises(ValueError, match=r'OVTextBBoxHead: clip= moved: .*OVFViT\(text_encoder=dict'):
+    from mmengine.registry import DefaultScope
+    with pytest.raises(ValueError, match=r'OVTextBBoxHead: clip= moved: .*OVFViT\(text_encoder=dict'), \
+            DefaultScope.overwrite_default_scope('mmdet'):
         DET.build(dict(type='OVTextBBoxHead', embed_dim=32, clip=dict(model_name='ViT-B-16')))
-    with pytest.raises(ValueError, match=r'OVDenseCLIP: vocabulary= moved: .*text_encoder=dict\(vocabulary=\.\.\.\)'):
+    with pytest.raises(ValueError, match=r'OVDenseCLIP: vocabulary= moved: .*text_encoder=dict\(vocabulary=\.\.\.\)'), \
+            DefaultScope.overwrite_default_scope('mmseg'):
         SEG.build(dict(type='OVDenseCLIP', backbone=dict(), context_decoder=dict(), decode_head=dict(),
                        text_encoder=dict(), vocabulary=['cat']))
