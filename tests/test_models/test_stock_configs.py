@@ -1,6 +1,6 @@
-"""ovdense backbones in stock OpenMMLab configs: mmseg's FPN and mmdet's RetinaNet run a training iteration
-and a prediction with only ``backbone=`` and the neck's ``in_channels`` changed (and mmseg's model-level
-``pretrained``, which names ResNet-50 weights)."""
+"""ovdense backbones in stock OpenMMLab configs: mmseg's FPN and UPerNet-ViT, mmdet's RetinaNet and Cascade R-CNN run
+training iterations and a prediction with only ``backbone=`` and the neck's ``in_channels`` changed (and mmseg's
+model-level ``pretrained``, which names ResNet-50 weights; the UPerNet test also shrinks the head widths)."""
 import pytest
 import torch
 from mmdet.structures import DetDataSample
@@ -82,3 +82,63 @@ def test_stock_mmdet_retinanet():
     with torch.no_grad():
         out = model.predict(x, samples)
     assert out[0].pred_instances.bboxes.shape[1] == 4 and len(out[0].pred_instances) > 0
+
+
+def test_stock_mmseg_upernet_vit_with_ovclipvit():
+    """mmseg's ``upernet_vit-b16_ln_mln`` with OVCLIPViT: its 4 block maps and the text-space dense map (5 outputs)
+    into the multi-level neck (``in_channels`` = 4 x the tower width + the CLIP's embedding width, the README's rule);
+    two training iterations and a prediction."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = get_config('mmseg::_base_/models/upernet_vit-b16_ln_mln.py')
+    cfg.model.backbone = dict(type='OVCLIPViT', clip=TINY4, out_indices=(0, 1, 2, 3), frozen=False)
+    cfg.model.neck.in_channels = [64] * 4 + [32]
+    cfg.model.neck.out_channels = 64
+    cfg.model.decode_head.update(in_channels=[64] * 4, channels=32)
+    cfg.model.auxiliary_head.update(in_channels=64, channels=32)
+    cfg.model.pretrained = None
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()
+    model.train()
+    x = random_images(2, 64, 64)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 19, (1, 64, 64))))
+        s.set_metainfo(dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
+        samples.append(s)
+    for _ in range(2):
+        log = _one_iteration(model, x, samples)
+    assert {'decode.loss_ce', 'aux.loss_ce'} <= set(log)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(x, samples)
+    assert out[1].pred_sem_seg.data.shape == (1, 64, 64) and out[1].seg_logits.data.shape == (19, 64, 64)
+
+
+def test_stock_mmdet_cascade_rcnn_with_fvit_backbone():
+    """mmdet's ``cascade-rcnn_r50_fpn`` with OVFViTBackbone (only ``backbone=`` and the neck's ``in_channels``): two
+    training iterations (RPN + 3 cascade stages) and a prediction."""
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    cfg = get_config('mmdet::_base_/models/cascade-rcnn_r50_fpn.py')
+    cfg.model.backbone = BACKBONES['OVFViTBackbone']
+    cfg.model.neck.in_channels = [64] * 4
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    x = random_images(2, 128, 128)
+    samples = []
+    for i in range(2):
+        s = DetDataSample()
+        s.set_metainfo(dict(img_shape=(128, 128), ori_shape=(128, 128), pad_shape=(128, 128), scale_factor=(1.0, 1.0),
+                            batch_input_shape=(128, 128)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 70.0, 90.0], [40.0, 30.0, 120.0, 100.0]]),
+                                      labels=torch.tensor([i, 5]))
+        samples.append(s)
+    for _ in range(2):
+        log = _one_iteration(model, x, samples)
+    assert {'loss_rpn_cls', 's0.loss_cls', 's2.loss_bbox'} <= set(log)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(x, samples)
+    assert out[0].pred_instances.bboxes.shape[1] == 4
