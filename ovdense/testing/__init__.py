@@ -40,6 +40,7 @@ TINY_SIGLIP_CFG = dict(
                     timm_proj='none'),
     text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=1, layers=1, no_causal_mask=True,
                   proj_bias=True, pool_type='last', norm_kwargs=dict(eps=1e-6)),
+    preprocess_cfg=dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),  # SigLIP's input statistics, as its tags give
 )
 
 
