@@ -4,11 +4,6 @@
 #   python tools/test.py configs/catseg/catseg_vit-b16_pc459-640.py work_dirs/catseg_vit-b16_coco-stuff171-384/iter_80000.pth
 _base_ = ['../_base_/models/catseg_vit-b16.py', '../_base_/datasets/pc459.py']
 model = dict(text_encoder=dict(vocabulary=dict(dataset='pc459')))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeShortestEdge', scale=640, max_size=2560),
-    dict(type='OVLoadWideAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.catseg_wide_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader

@@ -31,6 +31,19 @@ def _one_iteration(model, inputs, samples) -> dict:
     return log
 
 
+def _det_samples() -> list:
+    """Two 128 x 128 detection samples with two boxes each."""
+    samples = []
+    for i in range(2):
+        s = DetDataSample()
+        s.set_metainfo(dict(img_shape=(128, 128), ori_shape=(128, 128), pad_shape=(128, 128), scale_factor=(1.0, 1.0),
+                            batch_input_shape=(128, 128)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 70.0, 90.0], [40.0, 30.0, 120.0, 100.0]]),
+                                      labels=torch.tensor([i, 5]))
+        samples.append(s)
+    return samples
+
+
 @pytest.mark.parametrize('backbone', sorted(BACKBONES))
 def test_stock_mmseg_fpn(backbone):
     from mmseg.registry import MODELS
@@ -65,15 +78,7 @@ def test_stock_mmdet_retinanet():
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    x = random_images(2, 128, 128)
-    samples = []
-    for i in range(2):
-        s = DetDataSample()
-        s.set_metainfo(dict(img_shape=(128, 128), ori_shape=(128, 128), pad_shape=(128, 128), scale_factor=(1.0, 1.0),
-                            batch_input_shape=(128, 128)))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 70.0, 90.0], [40.0, 30.0, 120.0, 100.0]]),
-                                      labels=torch.tensor([i, 5]))
-        samples.append(s)
+    x, samples = random_images(2, 128, 128), _det_samples()
     log = _one_iteration(model, x, samples)
     assert {'loss_cls', 'loss_bbox'} <= set(log)
     assert all(p.grad is None for p in model.backbone.vit.parameters())  # the CLIP stays frozen
@@ -126,15 +131,7 @@ def test_stock_mmdet_cascade_rcnn_with_fvit_backbone():
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    x = random_images(2, 128, 128)
-    samples = []
-    for i in range(2):
-        s = DetDataSample()
-        s.set_metainfo(dict(img_shape=(128, 128), ori_shape=(128, 128), pad_shape=(128, 128), scale_factor=(1.0, 1.0),
-                            batch_input_shape=(128, 128)))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 70.0, 90.0], [40.0, 30.0, 120.0, 100.0]]),
-                                      labels=torch.tensor([i, 5]))
-        samples.append(s)
+    x, samples = random_images(2, 128, 128), _det_samples()
     for _ in range(2):
         log = _one_iteration(model, x, samples)
     assert {'loss_rpn_cls', 's0.loss_cls', 's2.loss_bbox'} <= set(log)

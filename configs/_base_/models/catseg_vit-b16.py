@@ -63,3 +63,5 @@ catseg_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# ADE-847 / PC-459: 16-bit label maps (mmseg's LoadAnnotations casts to uint8)
+catseg_wide_test_pipeline = [*catseg_test_pipeline[:2], dict(type='OVLoadWideAnnotations'), catseg_test_pipeline[-1]]
