@@ -15,13 +15,14 @@ import argparse
 import glob
 import os
 import sys
+import time
 from pathlib import Path
 
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
 from ovdense.cli import check_device, renamed
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
-from ovdense.progress import progress_bar
+from ovdense.progress import progress_bar, stage_progress
 from ovdense.visualization import (clean_stale_temporaries, named_palette, save_detections, save_segmentation,
                                   unique_stems)
 from ovdense.vocabulary import Vocabulary
@@ -121,8 +122,12 @@ def main() -> int:
         clip = dict(config_file=args.clip_config, checkpoint=args.clip_checkpoint)
     elif not args.config or args.clip_checkpoint:  # the mode's protocol config names a ViT-B/16: use the CLI's CLIP
         clip = dict(model_name=args.model, pretrained=args.pretrained, checkpoint=args.clip_checkpoint)
-    model = init_model(config, args.weights, clip=clip, device=check_device(args.device),
-                       allow_untrained=args.allow_untrained)
+    device = check_device(args.device)
+    print(f'loading {Path(config).name} ...', file=sys.stderr, flush=True)
+    start = time.monotonic()
+    model = init_model(config, args.weights, clip=clip, device=device, allow_untrained=args.allow_untrained)
+    print(f'model loaded in {time.monotonic() - start:.1f} s', file=sys.stderr, flush=True)
+    stages = stage_progress(stream=sys.stderr) if sys.stderr.isatty() else None  # text / windows bars on a terminal
     if args.allow_untrained and args.weights is None and not getattr(model, 'training_free', False):
         print('warning: untrained weights (--allow-untrained): the output only shows the pipeline', file=sys.stderr)
     meta = dict(config=str(config), task=args.task)
@@ -131,7 +136,7 @@ def main() -> int:
     for path, stem in zip(files, unique_stems(files)):
         try:
             image = read_image(path)
-            result = inference_model(model, image[:, :, ::-1], vocabulary=vocab)
+            result = inference_model(model, image[:, :, ::-1], vocabulary=vocab, progress=stages)
             if args.task == 'det':
                 written, _ = save_detections(out, stem, image, result.pred_instances, vocab.names, colors=colors,
                                              score_thr=args.pred_score_thr, image=str(path), **meta)

@@ -59,3 +59,21 @@ def progress_bar(total: int, desc: str = 'progress', *, interval: float = 10.0,
     if getattr(stream, 'isatty', lambda: False)():
         return _BarProgress(total, stream)
     return _LogProgress(total, desc, interval, stream)
+
+
+def stage_progress(*, skip: tuple[str, ...] = ('images',), interval: float = 10.0,
+                   stream: TextIO | None = None) -> ProgressFn:
+    """A :data:`ProgressFn` drawing one :func:`progress_bar` per stage as the library reports it (``'text'`` while
+    a vocabulary is embedded, ``'windows'`` / ``'tiles'`` within an image), except the ``skip`` ones (a caller
+    counting images itself)."""
+    bars: dict[str, tuple[int, _LogProgress | _BarProgress]] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage in skip or total <= 1:
+            return
+        shown, bar = bars.get(stage, (total, None))
+        if bar is None or done < shown or shown >= total:  # a new run of this stage
+            bar, shown = progress_bar(total, stage, interval=interval, stream=stream), 0
+        bar.update(done - shown)
+        bars[stage] = (done, bar)
+    return report

@@ -45,3 +45,18 @@ def test_make_synthetic_in_a_log_prints_lines_not_a_line_per_image(tmp_path):
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines[0].startswith('[synthetic val] 0/40') and lines[-2].startswith('[synthetic val] 40/40')
     assert lines[-1] == f'wrote 40 images to {tmp_path / "val"}' and len(lines) <= 5
+
+
+def test_stage_progress_draws_a_bar_per_stage_run():
+    """One bar per run of a stage (a new image's windows start a new bar), nothing for skipped stages."""
+    import io
+
+    from ovdense.progress import stage_progress
+    out = io.StringIO()
+    report = stage_progress(stream=out, interval=0)
+    for _ in range(2):  # two images
+        for i in range(1, 4):
+            report('windows', i, 3)
+    report('images', 1, 2)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(' (')[0] for ln in lines] == ['[windows] 0/3', '[windows] 1/3', '[windows] 2/3', '[windows] 3/3'] * 2
