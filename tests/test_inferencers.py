@@ -148,6 +148,10 @@ def test_input_statistics_must_be_the_clips():
                                          r'\[122.771, 116.746, 104.094\], std \[68.501, 66.632, 70.323\].*set '
                                          r'data_preprocessor=dict\(mean='):
         inference_model(model, image)
+    model = init_model(find_config('naclip_tinyclip_synthetic-128'), cfg_options={
+        'model.data_preprocessor': dict(_delete_=True, type='SegDataPreProcessor', bgr_to_rgb=True)})
+    with pytest.raises(ValueError, match='the data preprocessor does not normalise'):
+        inference_model(model, image)
 
 
 def test_fvit_out_indices_error_names_the_depth():

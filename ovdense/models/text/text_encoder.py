@@ -409,14 +409,16 @@ def check_input_stats(preprocessor: nn.Module | None, clip: CLIPModel, owner: st
     Raises:
         ValueError: naming both statistics and the line to put in the config.
     """
-    if preprocessor is None or not hasattr(preprocessor, 'mean'):
+    if preprocessor is None:
         return
     mean, std = clip.image_stats
     want_mean, want_std = [round(255 * m, 3) for m in mean], [round(255 * s, 3) for s in std]
     fix = f"data_preprocessor=dict(mean={want_mean}, std={want_std})"
-    if not getattr(preprocessor, '_enable_normalize', True):
+    if getattr(preprocessor, '_enable_normalize', None) is False:  # mmseg's / mmdet's preprocessor without mean / std
         raise ValueError(f'{owner}: the data preprocessor does not normalise, but the CLIP reads images normalised '
                          f'with its own statistics; set {fix}')
+    if not hasattr(preprocessor, 'mean'):  # mmengine's bare preprocessor: inputs come normalised by the caller
+        return
     got_mean = [float(v) for v in preprocessor.mean.flatten()]
     got_std = [float(v) for v in preprocessor.std.flatten()]
     if len(got_mean) != 3 or any(abs(a - b) > tolerance for a, b in zip(got_mean + got_std, want_mean + want_std)):
