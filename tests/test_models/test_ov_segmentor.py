@@ -110,7 +110,8 @@ def test_vocabulary_swap_without_rebuild(tiny_clip):
 
 def test_batch2_mixed_sizes_through_preprocessor(tiny_clip):
     seg = make(tiny_clip, pamr=dict(num_iter=2, dilations=(1, 2)), renormalize=True)
-    seg.data_preprocessor = OVSegDataPreProcessor(mean=[0, 0, 0], std=[1, 1, 1])
+    mean, std = tiny_clip.image_stats  # the CLIP's own statistics (others are refused)
+    seg.data_preprocessor = OVSegDataPreProcessor(mean=[255 * m for m in mean], std=[255 * s for s in std])
     imgs = [torch.randint(0, 255, (3, 64, 80), dtype=torch.uint8), torch.randint(0, 255, (3, 96, 64), dtype=torch.uint8)]
     samples = [SegDataSample(metainfo=dict(img_shape=tuple(i.shape[1:]), ori_shape=tuple(i.shape[1:]))) for i in imgs]
     out = seg.test_step(dict(inputs=imgs, data_samples=samples))
