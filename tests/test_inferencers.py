@@ -21,10 +21,14 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp('inferencers')
     export(root, split='train', num_images=6, seed=0, progress=False)
     ckpts = {}
+    # the Runner builds the validation loop too: it reads the same scenes (a clone has no data/synthetic)
+    val = {'textseg_tinyclip_synthetic-128': [f'val_dataloader.dataset.data_root={root}/train'],
+           'fvit_tinyclip_synthetic-128': [f'val_dataloader.dataset.data_root={root}/train',
+                                           f'val_evaluator.ann_file={root}/train/instances.json']}
     for name in ('textseg_tinyclip_synthetic-128', 'fvit_tinyclip_synthetic-128'):
         work = root / name
         r = subprocess.run([sys.executable, 'tools/train.py', str(find_config(name)), '--work-dir', str(work),
-                            '--cfg-options', f'train_dataloader.dataset.data_root={root}/train',
+                            '--cfg-options', f'train_dataloader.dataset.data_root={root}/train', *val[name],
                             'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
                             'default_hooks.checkpoint.interval=2'],
                            capture_output=True, text=True, cwd=REPO, timeout=600)
