@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from mmseg.apis import MMSegInferencer
 
-from .models.text.text_encoder import _grounding_names
+from .models.text.text_encoder import grounding_names
 from .vocabulary import Vocabulary
 
 
@@ -43,4 +43,4 @@ class OVSegInferencer(MMSegInferencer):
 
 
 def _coerce(value: Any) -> Vocabulary:
-    return Vocabulary.coerce(_grounding_names(value) if isinstance(value, str) else value)
+    return Vocabulary.coerce(grounding_names(value) if isinstance(value, str) else value)

@@ -31,6 +31,16 @@ def _one_iteration(model, inputs, samples) -> dict:
     return log
 
 
+def _seg_samples() -> list:
+    """Two 64 x 64 segmentation samples with random labels of 19 classes."""
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 19, (1, 64, 64))))
+        s.set_metainfo(dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
+        samples.append(s)
+    return samples
+
+
 def _det_samples() -> list:
     """Two 128 x 128 detection samples with two boxes each."""
     samples = []
@@ -55,12 +65,7 @@ def test_stock_mmseg_fpn(backbone):
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # as mmengine's Runner does in one process
     model.init_weights()
     model.train()
-    x = random_images(2, 64, 64)
-    samples = []
-    for i in range(2):
-        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 19, (1, 64, 64))))
-        s.set_metainfo(dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
-        samples.append(s)
+    x, samples = random_images(2, 64, 64), _seg_samples()
     log = _one_iteration(model, x, samples)
     assert 'decode.loss_ce' in log
     model.eval()
@@ -105,12 +110,7 @@ def test_stock_mmseg_upernet_vit_with_ovclipvit():
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()
     model.train()
-    x = random_images(2, 64, 64)
-    samples = []
-    for _ in range(2):
-        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 19, (1, 64, 64))))
-        s.set_metainfo(dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
-        samples.append(s)
+    x, samples = random_images(2, 64, 64), _seg_samples()
     for _ in range(2):
         log = _one_iteration(model, x, samples)
     assert {'decode.loss_ce', 'aux.loss_ce'} <= set(log)

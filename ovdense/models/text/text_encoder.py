@@ -393,7 +393,7 @@ class TextSideMixin:
         grounding models and ``DetInferencer(texts=...)`` give it: ``'dog . frisbee'`` or a list of names; data
         samples or their metainfo dicts), or None (the model's). The samples of one batch must agree."""
         metas = [s if isinstance(s, dict) else getattr(s, 'metainfo', {}) for s in data_samples or []]
-        given = [m['vocabulary'] if m.get('vocabulary') is not None else _grounding_names(m['text'])
+        given = [m['vocabulary'] if m.get('vocabulary') is not None else grounding_names(m['text'])
                  for m in metas if m.get('vocabulary') is not None or m.get('text') is not None]
         if not given:
             return None
@@ -427,7 +427,7 @@ def check_input_stats(preprocessor: nn.Module | None, clip: CLIPModel, owner: st
                          f'{want_std} (0-255 scale); set {fix}')
 
 
-def _grounding_names(text: str | Sequence[str]) -> list[str]:
+def grounding_names(text: str | Sequence[str]) -> list[str]:
     """mmdet's grounding text (``'dog . frisbee .'``, split at ``'. '`` as its GLIP / Grounding DINO do) or a
     list of names -> the names."""
     if isinstance(text, str):
