@@ -64,3 +64,26 @@ def test_stale_temporaries_are_cleaned_and_a_label_map_never_meets_another_vocab
     finally:
         vis.write_json_atomic = real
     assert files['label'].exists() and not files['json'].exists()  # incomplete, not mismatched
+
+
+def test_seg_visualizer_draws_the_classes_a_prediction_carries(monkeypatch):
+    """The Runner's visualisation hook sets the dataset's names (or Cityscapes'): a prediction made in another
+    vocabulary is drawn with its own names and colours, and the visualiser's meta is left as it was."""
+    import numpy as np
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg.visualization import SegLocalVisualizer
+
+    from ovdense.visualizer import OVSegLocalVisualizer
+    drawn, draw = [], SegLocalVisualizer._draw_sem_seg
+    monkeypatch.setattr(SegLocalVisualizer, '_draw_sem_seg',
+                        lambda self, image, sem_seg, classes, palette, *a, **k:
+                        drawn.append(tuple(classes)) or draw(self, image, sem_seg, classes, palette, *a, **k))
+    vis = OVSegLocalVisualizer(name='ov_seg_vis_test')
+    vis.set_dataset_meta(dataset_name='cityscapes')
+    given = dict(vis.dataset_meta)
+    sample = SegDataSample(pred_sem_seg=PixelData(data=torch.tensor([[[0, 1], [1, 0]]])),
+                           metainfo=dict(classes=('cat', 'dog')))
+    vis.add_datasample('x', np.zeros((2, 2, 3), np.uint8), sample, draw_gt=False)
+    assert drawn == [('cat', 'dog')] and vis.dataset_meta == given
