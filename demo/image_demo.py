@@ -50,8 +50,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--palette', default='ovdense', help="class colours: 'ovdense' or an mmseg dataset's ('voc', ...)")
     p.add_argument('--opacity', type=float, default=0.55, help='seg: opacity of the class colours, in [0, 1]')
     p.add_argument('--show', action='store_true', help='also show each result in a window (needs a display)')
-    p.add_argument('--mode', default='clearclip', choices=sorted(registered_methods()),
-                   help='dense method (protocol of its Context-59 config)')
+    p.add_argument('--mode', default='clearclip', choices=sorted(n for n, c in registered_methods().items()
+                                                                   if not c.trained_for),
+                   help="training-free dense method (protocol of its Context-59 config); trained ones: --config")
     p.add_argument('--config', help="config to take the model and protocol from (default: the mode's Context-59 one)")
     p.add_argument('--model', default='ViT-B-16', help='open_clip model name')
     p.add_argument('--pretrained', default='openai', help='open_clip pretrained tag')

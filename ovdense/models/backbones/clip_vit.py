@@ -192,8 +192,8 @@ class OVCLIPViT(BaseModule):
         """(B, P + h*w, C) -> (B, C, h, w) of the patch tokens."""
         return tokens_to_map(tokens, grid)
 
-    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """CLS (if the tower has one) + patch tokens with position embeddings, after ln_pre: (B, P + h*w, width),
+    def patch_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """CLS (if the tower has one) + patch tokens with position embeddings, before ln_pre: (B, P + h*w, width),
         (h, w)."""
         t = self.tower
         p = t.patch_size
@@ -205,7 +205,12 @@ class OVCLIPViT(BaseModule):
         if t.class_embedding is not None:
             tokens = torch.cat([t.class_embedding.to(tokens.dtype).expand(B, 1, C), tokens], 1)
         pos = interpolate_pos_embed(t.positional_embedding, (h, w), method=self.pos_interp, num_prefix=t.num_prefix)
-        return self.ln(t.ln_pre, tokens + pos.to(tokens.dtype)), (h, w)
+        return tokens + pos.to(tokens.dtype), (h, w)
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """:meth:`patch_tokens` after ln_pre: (B, P + h*w, width), (h, w)."""
+        tokens, grid = self.patch_tokens(x)
+        return self.ln(self.tower.ln_pre, tokens), grid
 
     def attention(self, blk: ViTBlock, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, *,
                   return_attn: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +234,8 @@ class OVCLIPViT(BaseModule):
 
     def trunk(self, images: torch.Tensor, *, stop: int | None = None, keep_outputs: bool = False,
               attentions: Sequence[int] = ()) -> Trunk:
-        """:meth:`embed`, then the standard blocks before block ``stop`` (None: all; negative: from the end).
+        """The method's embedding (:meth:`OVDenseMethod.embed`, :meth:`embed` unless it has its own), then the standard
+        blocks before block ``stop`` (None: all; negative: from the end).
 
         Args:
             images: (B, 3, H, W) normalised images.
@@ -237,7 +243,7 @@ class OVCLIPViT(BaseModule):
             keep_outputs: also return every run block's output tokens (B, P + h*w, width).
             attentions: blocks whose attention probabilities are also returned.
         """
-        x, grid = self.embed(images)
+        x, grid = self.method.embed(self, images)
         rope = self.tower.rope(*grid, device=x.device)
         blocks = self.tower.blocks[:stop]
         missing = [i for i in attentions if not 0 <= i < len(blocks)]

@@ -10,16 +10,16 @@ from mmengine.model import BaseModule
 
 from ...clip import CLIPModel
 from ...registry import register
-from .clip_vit import OVCLIPViT, interpolate_pos_embed, tokens_to_map
+from .clip_vit import OVCLIPViT, tokens_to_map
 
 
 @register('MODELS')
 class OVDenseCLIPViT(BaseModule):
     """DenseCLIP's CLIP ViT backbone: a 4-level pyramid from chosen blocks (and the projected embeddings).
 
-    As the reference: the CLS token receives ``class_embedding`` twice (as the token and inside its
-    position term), patch positions are resized bilinearly to the grid, the patch tokens after each block
-    of ``out_indices`` are turned into maps at 4x, 2x, 1x and 0.5x (patch 16; 2x, 1x, 0.5x, 0.25x for
+    As the reference: the tower runs :class:`~ovdense.models.methods.OVDenseCLIPMethod` (the CLS token receives
+    ``class_embedding`` twice), patch positions are resized bilinearly to the grid, the patch tokens after each
+    block of ``out_indices`` are turned into maps at 4x, 2x, 1x and 0.5x (patch 16; 2x, 1x, 0.5x, 0.25x for
     patch 8), and the final tokens go through ``ln_post`` and the projection.
 
     Args:
@@ -40,8 +40,8 @@ class OVDenseCLIPViT(BaseModule):
         if len(out_indices) != 4:
             raise ValueError(f'out_indices must name 4 blocks, got {list(out_indices)}')
         self.with_embeddings = with_embeddings
-        self.vit = OVCLIPViT(clip, None, out_indices=out_indices, pos_interp='bilinear', frozen=False,
-                             pretrained=pretrained)
+        self.vit = OVCLIPViT(clip, dict(type='OVDenseCLIPMethod'), out_indices=out_indices, pos_interp='bilinear',
+                             frozen=False, pretrained=pretrained)
         self.vit.tower.require_cls(f"DenseCLIP's context decoder reads the CLS token ('{self.vit.clip.name}')")
         c = self.vit.tower.width
         norm_cfg = norm_cfg or dict(type='SyncBN', requires_grad=True)
@@ -71,21 +71,8 @@ class OVDenseCLIPViT(BaseModule):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> 4 pyramid maps (B, width, .., ..) [+ global embedding (B, D, 1, 1), patch
         embeddings (B, D, h, w) with ``with_embeddings``]."""
-        t, vit = self.vit.tower, self.vit
-        feat = t.conv1(x.to(t.conv1.weight.dtype))
-        B, C, h, w = feat.shape
-        tokens = feat.flatten(2).transpose(1, 2)
-        cls = t.class_embedding.to(tokens.dtype)
-        pos = interpolate_pos_embed(t.positional_embedding, (h, w), method='bilinear').to(tokens.dtype)
-        pos = torch.cat([pos[:1] + cls, pos[1:]])  # the reference adds class_embedding to the CLS position too
-        x = vit.ln(t.ln_pre, torch.cat([cls.expand(B, 1, C), tokens], 1) + pos)
-        maps = []
-        for i, blk in enumerate(t.blocks):
-            x = vit.block(blk, x)
-            if i in vit.out_indices:
-                maps.append(tokens_to_map(x, (h, w)))
-        maps = tuple(op(m) for op, m in zip((self.fpn1, self.fpn2, self.fpn3, self.fpn4), maps))
+        out = self.vit.forward_tokens(x)  # OVDenseCLIPMethod: the reference's embedding, standard blocks
+        maps = tuple(op(m) for op, m in zip((self.fpn1, self.fpn2, self.fpn3, self.fpn4), out.intermediates))
         if not self.with_embeddings:
             return maps
-        emb = vit.project(x)
-        return (*maps, emb[:, 0, :, None, None], tokens_to_map(emb, (h, w)))
+        return (*maps, out.tokens[:, 0, :, None, None], tokens_to_map(out.tokens, out.grid))

@@ -64,6 +64,11 @@ class OVDenseMethod(nn.Module):
         e.g. the last block's FFN of a method that drops it)."""
         return []
 
+    def embed(self, vit: 'OVCLIPViT', images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(B, 3, H, W) images -> the tokens entering the first block (B, P + h*w, width) and the grid (h, w)
+        (:meth:`OVCLIPViT.trunk` starts here; the backbone's :meth:`~OVCLIPViT.embed` unless a method has its own)."""
+        return vit.embed(images)
+
     def forward(self, vit: 'OVCLIPViT', images: torch.Tensor, *, text: torch.Tensor | None = None) -> DenseTokens:
         """Run ``vit`` on (B, 3, H, W) normalised images; ``text``: (Q, D) query embeddings if ``needs_text``."""
         trunk = vit.trunk(images, stop=-1)
