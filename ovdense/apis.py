@@ -116,7 +116,7 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     from mmengine.runner import load_checkpoint
     from mmengine.utils import import_modules_from_strings
 
-    from . import fileio  # noqa: F401  (weights-only checkpoint loading)
+    from .fileio import weights_only_checkpoints
     from .clip import CheckpointError
     from .clip.formats import check_values
     from .hooks import apply_base_classes
@@ -145,7 +145,8 @@ def init_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     model.init_weights()
     if checkpoint is not None:
         try:
-            loaded = load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True, logger='silent')
+            with weights_only_checkpoints():  # a training checkpoint's message hub too, and nothing unsafe
+                loaded = load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True, logger='silent')
         except Exception as e:  # noqa: BLE001 - torch / mmengine raise many types for a wrong file
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             first = ' / '.join(lines[:3]) if lines else type(e).__name__

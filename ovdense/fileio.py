@@ -1,20 +1,24 @@
 """Checkpoint I/O for mmengine: atomic writes, and safe (weights-only) loading of training checkpoints.
 
-Importing this module (``import ovdense.models`` does) registers the ``ov_atomic_local`` file backend
-and replaces mmengine's local checkpoint loader by one that loads with ``weights_only=True``: on
-torch >= 2.6 mmengine's own loader cannot read its training checkpoints any more (``--resume`` fails),
-and turning ``weights_only`` off would unpickle arbitrary code.
+Importing this module (``import ovdense.models`` does) registers the ``ov_atomic_local`` file backend; it changes
+nothing else in the process. On torch >= 2.6 ``torch.load`` is weights-only by default, and mmengine's loader cannot
+read mmengine's own training checkpoints (its message hub pickles ``HistoryBuffer`` and numpy arrays): turning
+``weights_only`` off would unpickle arbitrary code. :func:`weights_only_checkpoints` is the scope in which those few
+safe types are accepted; ovdense enters it where it loads checkpoints (:class:`~ovdense.runner.OVRunner`'s
+``load_checkpoint`` / ``resume``, :func:`~ovdense.apis.init_model`, the inferencers of :mod:`ovdense.inferencers`),
+and code of yours (mmseg's or mmdet's inferencers) can too.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import tempfile
+from contextlib import contextmanager
+from typing import Iterator
 from pathlib import Path
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.runner import CheckpointLoader
 
 
 @register_backend('ov_atomic_local')
@@ -67,14 +71,29 @@ def checkpoint_safe_globals() -> list:
             (_history_buffer_getattr, 'builtins.getattr')]
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, with ``weights_only=True`` made to work for mmengine's own
-    training checkpoints (resume) without unpickling arbitrary objects."""
-    filename = os.path.expanduser(filename)
+@contextmanager
+def weights_only_checkpoints() -> Iterator[None]:
+    """Within it, weights-only loads (``torch.load``'s default, mmengine's loader included) also read mmengine's
+    training checkpoints (:func:`checkpoint_safe_globals`); nothing else is accepted, and nothing outlives the scope.
+
+    Example:
+        >>> with weights_only_checkpoints():
+        ...     inferencer = MMSegInferencer(model='my_config.py', weights='work_dirs/run/iter_8000.pth')
+    """
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        yield
+
+
+def load_checkpoint_file(filename: str | Path, map_location=None) -> dict:
+    """A local checkpoint, weights-only, mmengine's training checkpoints included (:func:`weights_only_checkpoints`).
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    filename = os.path.expanduser(str(filename))
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+    with weights_only_checkpoints():
         return torch.load(filename, map_location=map_location, weights_only=True)
 
 
@@ -82,7 +101,7 @@ def checkpoint_load_error(path: str | Path) -> str | None:
     """Why the checkpoint at ``path`` does not load weights-only (one line: an empty or truncated file, objects a
     weights-only load refuses, a missing file), or None when it loads."""
     try:
-        load_from_local(str(path), map_location='cpu')
+        load_checkpoint_file(path, map_location='cpu')
     except pickle.UnpicklingError as e:
         found = next((ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln), str(e).strip()[:120])
         return f'it holds objects a weights-only load refuses ({found}): not a checkpoint of weights'

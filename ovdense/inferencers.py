@@ -3,13 +3,15 @@
 Stock ``MMSegInferencer`` runs every ovdense segmentor (the weights its config names are loaded before the first
 forward; each prediction is drawn with the names of its vocabulary by :class:`~ovdense.visualizer.OVSegLocalVisualizer`)
 but has no way to pass classes to the model: its ``classes=`` only renames the legend. :class:`OVSegInferencer` takes
-``classes=`` as the model's vocabulary and ``texts=`` per call."""
+``classes=`` as the model's vocabulary and ``texts=`` per call, and reads training checkpoints weights-only
+(:func:`~ovdense.fileio.weights_only_checkpoints`: stock inferencers need that scope on torch >= 2.6)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from mmseg.apis import MMSegInferencer
 
+from .fileio import weights_only_checkpoints
 from .models.text.text_encoder import grounding_names
 from .vocabulary import Vocabulary
 
@@ -30,7 +32,8 @@ class OVSegInferencer(MMSegInferencer):
     forward_kwargs = MMSegInferencer.forward_kwargs | {'texts'}
 
     def __init__(self, model: Any, weights: str | None = None, classes: Any = None, **kwargs: Any) -> None:
-        super().__init__(model, weights, **kwargs)
+        with weights_only_checkpoints():
+            super().__init__(model, weights, **kwargs)
         if classes is not None:
             self.model.set_vocabulary(_coerce(classes))
 

@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 
 T = TypeVar('T', bound=type)
 
-_KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS')
+_KINDS = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS', 'RUNNERS')
 _SHARED: list[tuple[str, type]] = []  # (kind, class) of every module meant for mmdet's registries too
 _MMDET = False  # set once ovdense.detection is imported
 
@@ -28,7 +28,7 @@ def register(kind: str = 'MODELS', *, mmseg: bool = True, mmdet: bool = True) ->
     """Class decorator: register under the class name (which starts with ``OV``).
 
     Args:
-        kind: registry name, one of MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS, VISUALIZERS.
+        kind: registry name, one of MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS, VISUALIZERS, RUNNERS.
         mmseg: register into mmseg's registry now.
         mmdet: register into mmdet's registry, once detection is imported (at once if it is).
     """

@@ -55,6 +55,7 @@ def test_config_parses_and_builds(name):
     assert _local_depth(path) <= 2, 'at most 2 local config levels'
     cfg = Config.fromfile(str(path))
     assert cfg.custom_imports.allow_failed_imports is False
+    assert cfg.runner_type == 'OVRunner'  # stock tools then load its training checkpoints weights-only
     assert cfg.model.type.startswith('OV'), cfg.model.type
     for clip in _clips(cfg.model):
         if clip.get('model_name'):  # a real architecture and, if named, a real pretrained tag of it

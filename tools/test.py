@@ -8,11 +8,11 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.runner import Runner
 
 from ovdense.apis import clip_holder
 from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, renamed
 from ovdense.fileio import checkpoint_load_error
+from ovdense.runner import build_runner
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,7 +66,7 @@ def main() -> None:
         cfg.visualizer = dict(type=cfg.get('visualizer', {}).get('type', 'SegLocalVisualizer'),
                               vis_backends=[dict(type='LocalVisBackend')], name='visualizer',
                               save_dir=osp.join(cfg.work_dir, args.show_dir))
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     out = osp.join(cfg.work_dir, 'metrics.json')
     with open(out, 'w') as f:

@@ -5,9 +5,9 @@ Multi-GPU / multi-process: tools/dist_train.sh CONFIG N (torchrun + mmengine DDP
 import argparse
 import os.path as osp
 
-from mmengine.runner import Runner
 
 from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config
+from ovdense.runner import build_runner
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,7 +52,7 @@ def main() -> None:
             dist.init_process_group('gloo')
             cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                          broadcast_buffers=False, find_unused_parameters=False)
-    Runner.from_cfg(cfg).train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':
