@@ -76,11 +76,26 @@ def test_resize_region_is_interpolate_and_split_invariant(src, dst, align_corner
     assert torch.equal(part, mine[:, region[0]:region[2], region[1]:region[3]])
 
 
-def test_pamr_in_place_equals_stacked_reference():
+@pytest.mark.parametrize('hw', [(41, 37), (5, 7), (1, 19), (64, 96)])
+def test_pamr_sparse_operator_equals_stacked_reference(hw):
+    """Odd sizes, images smaller than a dilation (every neighbour clamped), a batch of 2 with different images."""
     g = torch.Generator().manual_seed(1)
-    image, scores = torch.randn(2, 3, 41, 37, generator=g), torch.randn(2, 5, 41, 37, generator=g)
+    image, scores = torch.randn(2, 3, *hw, generator=g), torch.randn(2, 5, *hw, generator=g)
     pamr = PAMR(10, (8, 16))
-    assert torch.allclose(pamr(image, scores), _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5)
+    ours, ref = pamr(image, scores), _stacked_pamr(image, scores, 10, (8, 16))
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-5, rtol=0)
+    ops = pamr.operator(pamr.affinity(image))  # built once, reused for another chunk of scores
+    assert torch.allclose(pamr.refine(scores[:, :2], ops), ref[:, :2], atol=1e-5, rtol=0)
+    one = pamr.operator(pamr.affinity(image[1:]))[0]
+    cols = one.col_indices().long()
+    for r in (0, one.shape[0] // 2, one.shape[0] - 1):  # a valid CSR: columns sorted and distinct in every row
+        row = cols[one.crow_indices()[r]:one.crow_indices()[r + 1]]
+        assert (row[1:] > row[:-1]).all()
+
+
+def test_pamr_refuses_repeated_dilations():
+    with pytest.raises(ValueError, match='distinct positive'):
+        PAMR(10, (8, 8))
 
 
 def test_pamr_on_a_grown_crop_equals_whole_image():
