@@ -163,7 +163,7 @@ def run_scale(args) -> dict:
         image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     pamr_s = [0.0]
     if getattr(model, 'pamr', None) is not None:  # time the outermost PAMR call of each kind
-        for name in ('forward', 'affinity', 'refine'):
+        for name in ('forward', 'affinity', 'operator', 'refine'):
             fn = getattr(model.pamr, name, None)
             if fn is None:
                 continue

@@ -1,7 +1,10 @@
 """Reproduce golden reference outputs: python tools/parity.py CASE.pt [CASE.pt ...]
 
 Prints the max absolute difference per tensor and exits non-zero if any exceeds its tolerance
-(1e-4 for tensors, 0 for label maps, windows, vocabularies).
+(1e-4 for tensors, 0 for label maps, windows, vocabularies). Hard thresholds print their flips: ProxyCLIP's
+``..._mask_flips_<n>`` lines give the n mask decisions taken otherwise than the reference and the largest |A| among
+them (each must lie within the stated margin of the threshold; the tensors are then compared given the
+reference's decisions).
 """
 import argparse
 import sys
@@ -23,7 +26,7 @@ def main() -> int:
             failed += 1
             continue
         for c in checks:
-            print(f'  {"ok  " if c.ok else "FAIL"} {c.name:28s} max|diff| = {c.diff:.3g} (tol {c.tol:g})')
+            print(f'  {"ok  " if c.ok else "FAIL"} {c.name:28s} {c.what} = {c.diff:.3g} (tol {c.tol:g})')
         failed += any(not c.ok for c in checks)
     print(f'{len(args.cases) - failed} passed, {failed} failed')
     return 1 if failed else 0

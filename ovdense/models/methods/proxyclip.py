@@ -56,12 +56,19 @@ class OVProxyCLIP(OVDenseMethod):
             return torch.tensor(v, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
         return ((x.float() * c(std) + c(mean)) - c(IMAGENET_MEAN)) / c(IMAGENET_STD)
 
-    def attention(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, M, M) proxy attention from patch features (B, C, I, J), M = I * J."""
+    def affinity(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, M, M) ``A = (S - beta * mean(S)) * gamma`` from patch features (B, C, I, J), M = I * J; the
+        attention masks its negative entries (a hard threshold: entries within float rounding of 0 may fall on
+        either side on another CPU's kernels, see :mod:`ovdense.testing.parity`)."""
         e = F.normalize(feats.flatten(2), dim=1)
         sim = torch.einsum('bcm,bcn->bmn', e, e)
         mean = sim.mean() if self.reference_quirks else sim.mean((1, 2), keepdim=True)
-        sim = (sim - mean * self.beta) * self.gamma
+        return (sim - mean * self.beta) * self.gamma
+
+    def attention(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, M, M) proxy attention ``softmax(A)`` over the entries with ``A >= 0``, from patch features
+        (B, C, I, J)."""
+        sim = self.affinity(feats)
         return torch.softmax(sim.masked_fill(sim < 0, float('-inf')), -1)
 
     def proxy_block(self, vit, blk, x: torch.Tensor, grid: tuple[int, int],
