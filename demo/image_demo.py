@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ovdense.apis import ImageReadError, find_config, inference_model, init_model, read_image
-from ovdense.cli import check_device, renamed
+from ovdense.cli import check_device, is_out_of_space, renamed
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar, stage_progress
@@ -134,7 +134,7 @@ def main() -> int:
     meta = dict(config=str(config), task=args.task)
     failed = []
     bar = progress_bar(len(files), 'images')
-    for path, stem in zip(files, unique_stems(files)):
+    for i, (path, stem) in enumerate(zip(files, unique_stems(files))):
         try:
             image = read_image(path)
             result = inference_model(model, image[:, :, ::-1], vocabulary=vocab, progress=stages)
@@ -151,6 +151,14 @@ def main() -> int:
                 cv2.waitKey(0)
         except ImageReadError as e:
             failed.append(str(e))
+        except OSError as e:
+            if not is_out_of_space(e):
+                raise
+            done = i - len(failed)  # the images before this one that were written
+            print(f'\nerror: no space left on the device writing {e.filename or out} ({os.strerror(e.errno)}): the '
+                  f'results of {done} of {len(files)} images are complete in {out} (every file is written whole); '
+                  'free space and run again for the rest', file=sys.stderr)
+            return 1
         bar.update()
     print(f'\nwrote results for {len(files) - len(failed)} of {len(files)} images to {out}')
     for msg in failed:

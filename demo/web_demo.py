@@ -158,6 +158,21 @@ def run(models: Models, out_root: Path, image_path: str | None, vocab_text: str,
         return None, None, None, f'Error: {e}'
 
 
+def image_input(**kwargs):
+    """Gradio's image component, handing the request the uploaded file as it is: Gradio's own decoding fails on an
+    empty, corrupt, non-image or oversized upload before the request runs, and the page then shows a bare "Error";
+    :func:`run` reads the file itself (size from the header first, EXIF orientation) and says what is wrong."""
+    import gradio as gr
+
+    class UploadedImage(gr.Image):
+        is_template = True  # the browser side is gr.Image's
+
+        def preprocess(self, payload):
+            return None if payload is None else payload.path
+
+    return UploadedImage(type='filepath', **kwargs)
+
+
 def build_app(args: argparse.Namespace):
     """The Gradio page (not launched)."""
     import gradio as gr
@@ -174,8 +189,7 @@ def build_app(args: argparse.Namespace):
                     'separated by commas (synonyms of one class with `|`), pick an image, run.')
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type='filepath', label='image', sources=['upload', 'clipboard'], height=320,
-                                 elem_id='input-image')
+                image = image_input(label='image', sources=['upload', 'clipboard'], height=320, elem_id='input-image')
                 gr.Examples(samples, inputs=image, label='samples')
                 vocab = gr.Textbox(default_vocab, label='vocabulary', lines=2, elem_id='vocabulary')
                 preset = gr.Dropdown(list(presets), value=None, label='vocabulary presets')

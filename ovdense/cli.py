@@ -3,10 +3,12 @@ traceback after minutes of model loading."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
 from mmengine.config import Config, DictAction
 
@@ -14,6 +16,23 @@ from mmengine.config import Config, DictAction
 def fail(message: str) -> NoReturn:
     """Stop the tool with ``error: message`` (exit status 1)."""
     raise SystemExit(f'error: {message}')
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """The error is a full disk or an exhausted quota (ENOSPC / EDQUOT)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def out_of_space(where: str | os.PathLike, then: str) -> Iterator[None]:
+    """Stop with one line when the disk fills up inside the block (``where`` is written to; ``then``: what the user
+    does next and what is intact), instead of a traceback from deep in the writer."""
+    try:
+        yield
+    except OSError as e:
+        if not is_out_of_space(e):
+            raise
+        fail(f'no space left on the device writing {e.filename or where} ({os.strerror(e.errno)}): {then}')
 
 
 class OptionsAction(DictAction):

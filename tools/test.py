@@ -5,14 +5,14 @@ need none). Runs mmengine's Runner test loop (mmseg IoUMetric / mmdet CocoMetric
 table, and writes the metrics as JSON to WORK_DIR/metrics.json.
 """
 import argparse
-import json
 import os.path as osp
 
 
 from ovdense.apis import clip_holder
-from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, renamed
+from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, out_of_space, renamed
 from ovdense.fileio import checkpoint_load_error
 from ovdense.runner import build_runner
+from ovdense.visualization import write_json_atomic
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,10 +67,10 @@ def main() -> None:
                               vis_backends=[dict(type='LocalVisBackend')], name='visualizer',
                               save_dir=osp.join(cfg.work_dir, args.show_dir))
     runner = build_runner(cfg)
-    metrics = runner.test()
     out = osp.join(cfg.work_dir, 'metrics.json')
-    with open(out, 'w') as f:
-        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    with out_of_space(cfg.work_dir, 'free space and run the test again (the metrics were not written)'):
+        metrics = runner.test()
+        write_json_atomic(out, {k: float(v) for k, v in metrics.items()})  # never a truncated metrics.json
     print(f'metrics written to {out}')
 
 

@@ -6,7 +6,7 @@ import argparse
 import os.path as osp
 
 
-from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config
+from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, load_config, out_of_space
 from ovdense.runner import build_runner
 
 
@@ -52,7 +52,8 @@ def main() -> None:
             dist.init_process_group('gloo')
             cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                          broadcast_buffers=False, find_unused_parameters=False)
-    build_runner(cfg).train()
+    with out_of_space(cfg.work_dir, 'free space, then --resume: it starts from the last checkpoint that loads'):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -157,6 +157,35 @@ def test_segment_then_bad_vocabulary_then_detect_in_the_browser(server, browser)
     assert det.shape[:2] == scene.shape[:2]
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no pixel data): a few bytes that decode to gigabytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)) + chunk(b'IEND', b'')
+
+
+def test_uploads_gradio_cannot_decode_get_a_message(server, browser):
+    """Empty, corrupt, non-image and oversized uploads: the page says what is wrong with the file (Gradio's own
+    decoding used to fail first and show a bare "Error")."""
+    from selenium.webdriver.common.by import By
+    url, tmp = server
+    uploads = {'empty.png': (b'', 'not an image or corrupt'),
+               'corrupt.png': (b'\x89PNG\r\n\x1a\nnot really', 'not an image or corrupt'),
+               'notes.txt': (b'sky, road', 'not an image or corrupt'),
+               'huge.png': (_png_header(100000, 100000), 'too large')}
+    for name, (data, says) in uploads.items():
+        (tmp / name).write_bytes(data)
+        browser.get(url)
+        _wait(lambda: browser.find_elements(By.CSS_SELECTOR, '#input-image input[type=file]'))
+        browser.find_element(By.CSS_SELECTOR, '#input-image input[type=file]').send_keys(str(tmp / name))
+        time.sleep(2)  # the upload
+        status = _run(browser, 'sky, road', 'segmentation')
+        assert status.startswith('Error:') and name in status and says in status, (name, status)
+
+
 def test_request_errors_are_messages_not_tracebacks(tmp_path, monkeypatch):
     """What the page shows for a bad image, an empty or duplicate vocabulary, an image over the limit,
     and detection without a detector (no browser needed: the request function itself)."""
