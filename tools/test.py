@@ -7,7 +7,6 @@ table, and writes the metrics as JSON to WORK_DIR/metrics.json.
 import argparse
 import os.path as osp
 
-
 from ovdense.apis import clip_holder
 from ovdense.cli import OptionsAction, check_data_roots, check_work_dir, fail, load_config, out_of_space, renamed
 from ovdense.fileio import checkpoint_load_error

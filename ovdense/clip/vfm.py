@@ -64,8 +64,8 @@ def dino_pos_embed(pos: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1
     if method == 'antialias':
         patch = F.interpolate(patch, size=(h, w), mode='bicubic', antialias=True, align_corners=False)
     else:
-        patch = F.interpolate(patch, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic',
-                              align_corners=False)
+        patch = F.interpolate(patch, scale_factor=(float((h + 0.1) / g), float((w + 0.1) / g)), mode='bicubic',
+                              align_corners=False)  # float(): constants of a traced (exported) graph
     if patch.shape[-2:] != (h, w):
         raise ValueError(f'position embedding resized to {tuple(patch.shape[-2:])}, expected {grid}')
     return torch.cat([prefix, patch.permute(0, 2, 3, 1).reshape(1, h * w, -1)], 1)

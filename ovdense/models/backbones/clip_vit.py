@@ -42,8 +42,8 @@ def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], *, method: s
         return pos
     cls_pos, patch_pos = pos[:num_prefix], pos[num_prefix:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
     if method == 'sclip':
-        patch_pos = F.interpolate(patch_pos, scale_factor=((h + 0.1) / g, (w + 0.1) / g), mode='bicubic',
-                                  align_corners=False)
+        patch_pos = F.interpolate(patch_pos, scale_factor=(float((h + 0.1) / g), float((w + 0.1) / g)), mode='bicubic',
+                                  align_corners=False)  # float(): constants of a traced (exported) graph
     else:
         patch_pos = F.interpolate(patch_pos, size=(h, w), mode=method, align_corners=False)
     assert patch_pos.shape[-2:] == (h, w), (patch_pos.shape, grid)
