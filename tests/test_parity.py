@@ -81,15 +81,33 @@ def test_proxyclip_parity_takes_the_reference_decisions_near_the_threshold(monke
 
 
 @requires_shared
-@pytest.mark.parametrize('capability,threads', [('avx2', '1'), ('default', '2')])
-def test_proxyclip_parity_on_other_kernels(capability, threads):
-    """Other CPUs' kernels (ATen's AVX2 and scalar paths, 1 and 2 threads): with AVX2 and one thread, 2 mask decisions
-    of window 1 fall otherwise here (|A| <= 2.3e-8), which moved its features by 7e-3 before decisions were compared."""
+@pytest.mark.parametrize('ref,capability,threads,decisions', [('proxyclip', 'avx2', '1', 'window1_mask_flips_'),
+                                                              ('proxyclip', 'default', '2', 'window1_mask_flips_'),
+                                                              ('resclip', 'default', '1', 'valid_paths_flips_')])
+def test_parity_on_other_kernels(ref, capability, threads, decisions):
+    """Other CPUs' kernels (ATen's AVX2 and scalar paths, 1 and 2 threads). Here, ProxyCLIP with AVX2 and one thread
+    decides 2 mask entries of window 1 otherwise (|A| <= 2.3e-8; its features moved by 7e-3 before decisions were
+    compared), and ResCLIP with the scalar kernels 30 paths whose points are rounding ties."""
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability, OMP_NUM_THREADS=threads)
-    r = subprocess.run([sys.executable, str(REPO / 'tools' / 'parity.py'), str(golden_dir() / 'proxyclip' / 'case_a.pt')],
+    r = subprocess.run([sys.executable, str(REPO / 'tools' / 'parity.py'), str(golden_dir() / ref / 'case_a.pt')],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0 and '1 passed, 0 failed' in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
-    assert 'window1_mask_flips_' in r.stdout and 'max |A| flipped' in r.stdout
+    assert decisions in r.stdout and 'flipped' in r.stdout
+
+
+@requires_shared
+def test_resclip_parity_fails_on_path_decisions_away_from_ties(monkeypatch):
+    from ovdense.models.methods import resclip
+    valid_paths = resclip.valid_paths
+
+    def flipped(labels, **kwargs):
+        out = valid_paths(labels, **kwargs).clone()
+        out[0, 1], out[1, 0] = ~out[0, 1], ~out[1, 0]  # neighbours: their points are whole patches, 0.5 from a tie
+        return out
+    monkeypatch.setattr(resclip, 'valid_paths', flipped)
+    checks = run_case(golden_dir() / 'resclip' / 'case_a.pt')
+    bad = {c.name for c in checks if not c.ok}
+    assert 'valid_paths_flips_2' in bad, bad
 
 
 @requires_shared
@@ -106,13 +124,13 @@ def test_proxyclip_parity_fails_on_decisions_far_from_the_threshold(monkeypatch)
                 'window_attn_main', 'window_agg3_out', 'window_dense_features', 'shared224_outlier_mismatches',
                 'postprocess_probe_label_mismatches', 'protocol_knobs'}),
     ('resclip', {'attention_rcs', 'omega_cached', 'temp_probs_argmax_mismatches', 'patch_matrix_mismatches',
-                 'valid_paths_mismatches', 'attention_sfr', 'final_attn_logits', 'probe_thd0_attention_sfr',
+                 'valid_paths_flips', 'attention_sfr', 'final_attn_logits', 'probe_thd0_attention_sfr',
                  'block_inputs', 'protocol_knobs'}),
 ])
 def test_one_file_method_references(ref, keys):
     """SC-CLIP (its six windows in one batch) and ResCLIP through their shipped VOC21 configs with reference_quirks."""
     checks = run_case(golden_dir() / ref / 'case_a.pt')
     assert keys | {'input', 'text_embeddings', 'seg_logits_raw', 'seg_logits', 'pred_label_mismatches'} <= {
-        c.name for c in checks}
+        c.name.rsplit('_', 1)[0] if '_flips_' in c.name else c.name for c in checks}  # flips: name_<count>
     bad = [(c.name, c.diff) for c in checks if not c.ok]
     assert not bad, bad
