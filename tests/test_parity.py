@@ -107,7 +107,8 @@ def test_resclip_parity_fails_on_path_decisions_away_from_ties(monkeypatch):
     monkeypatch.setattr(resclip, 'valid_paths', flipped)
     checks = run_case(golden_dir() / 'resclip' / 'case_a.pt')
     bad = {c.name for c in checks if not c.ok}
-    assert 'valid_paths_flips_2' in bad, bad
+    assert {n.rsplit('_', 1)[0] for n in bad} == {'valid_paths_flips', 'shared224_valid_paths_flips',
+                                                  'probe_thd0_valid_paths_flips'}, bad  # (+ ties other kernels flip)
 
 
 @requires_shared

@@ -740,7 +740,8 @@ def _run_resclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
                                   quirks=m.reference_quirks))
         add(f'{prefix}attention_sfr', c['feedback_matrix'][0][2], case[f'{prefix}attention_sfr'][1:, 1:])
         add(f'{prefix}dense_features', out.tokens, case[f'{prefix}dense_features'])
-        add(f'{prefix}patch_logits', model.patch_logits(x, text), case[f'{prefix}patch_logits'])
+        with torch.no_grad(), _given_paths(resclip, case[f'{prefix}valid_paths'], []):
+            add(f'{prefix}patch_logits', model.patch_logits(x, text), case[f'{prefix}patch_logits'])
         if not prefix:
             add('omega_cached', c['neighbourhood_bias'][0][2], case['omega_cached'])
             add('temp_attn', c['_mix_rcs'][0][2], case['temp_attn'][None])
