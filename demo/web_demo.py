@@ -161,16 +161,13 @@ def run(models: Models, out_root: Path, image_path: str | None, vocab_text: str,
 def image_input(**kwargs):
     """Gradio's image component, handing the request the uploaded file as it is: Gradio's own decoding fails on an
     empty, corrupt, non-image or oversized upload before the request runs, and the page then shows a bare "Error";
-    :func:`run` reads the file itself (size from the header first, EXIF orientation) and says what is wrong."""
+    :func:`run` reads the file itself (size from the header first, EXIF orientation) and says what is wrong. (The
+    instance's ``preprocess`` is replaced: subclassing a Gradio component writes a ``.pyi`` stub beside this file.)"""
     import gradio as gr
 
-    class UploadedImage(gr.Image):
-        is_template = True  # the browser side is gr.Image's
-
-        def preprocess(self, payload):
-            return None if payload is None else payload.path
-
-    return UploadedImage(type='filepath', **kwargs)
+    image = gr.Image(type='filepath', **kwargs)
+    image.preprocess = lambda payload: None if payload is None else payload.path
+    return image
 
 
 def build_app(args: argparse.Namespace):
