@@ -14,8 +14,8 @@ import os
 import pickle
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend

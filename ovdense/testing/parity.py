@@ -234,9 +234,7 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
                 idx = ((sim >= 0) != (case['window0_proxy_attn'] != 0)).view(-1).nonzero()[:, 0]
             else:
                 idx = _proxy_flips(m, bb, x, feats, sim, gold)
-            margin = float(sim.view(-1)[idx].abs().max()) if idx is not None and idx.numel() else 0.0
-            checks.append(Check(f'window{i}_mask_flips_{"?" if idx is None else idx.numel()}',
-                                float('inf') if idx is None else margin, PROXY_MARGIN, 'max |A| flipped'))
+            checks.append(_mask_flip_check(f'window{i}', sim, idx))
             flips.append((feats[0], idx if idx is not None else _no_flips()))
             with _given_decisions(m, flips[-1:]):  # the continuous tensors, given the reference's decisions
                 out = bb.forward_tokens(x)
@@ -261,10 +259,9 @@ def _run_proxyclip(case: dict, golden_dir: Path, config: Path) -> list[Check]:
                 golden_dir / 'shared_input_224.pt', weights_only=True)['input']
             feats = m.proxy.patch_features(m.proxy_input(x, *stats))
             add(f'{name}_vfm_patch_features', feats, case[f'{name}_vfm_patch_features'])
-            idx = _proxy_flips(m, bb, x, feats, m.affinity(feats)[0], case[f'{name}_dense_features'])
-            margin = float(m.affinity(feats)[0].view(-1)[idx].abs().max()) if idx is not None and idx.numel() else 0.0
-            checks.append(Check(f'{name}_mask_flips_{"?" if idx is None else idx.numel()}',
-                                float('inf') if idx is None else margin, PROXY_MARGIN, 'max |A| flipped'))
+            sim = m.affinity(feats)[0]
+            idx = _proxy_flips(m, bb, x, feats, sim, case[f'{name}_dense_features'])
+            checks.append(_mask_flip_check(name, sim, idx))
             with _given_decisions(m, [(feats[0], idx if idx is not None else _no_flips())]):
                 add(f'{name}_dense_features', bb.forward_tokens(x).tokens, case[f'{name}_dense_features'])
                 add(f'{name}_patch_logits', model.patch_logits(x, text), case[f'{name}_patch_logits'])
@@ -290,6 +287,14 @@ PROXY_MARGIN = 1e-5  # float32 rounding of A is ~1e-6 here (cosines of a few hun
 
 def _no_flips() -> torch.Tensor:
     return torch.zeros(0, dtype=torch.long)
+
+
+def _mask_flip_check(prefix: str, sim: torch.Tensor, idx: torch.Tensor | None) -> Check:
+    """``<prefix>_mask_flips_<count>``: the largest |A| among the entries decided otherwise (inf: none explains it)."""
+    if idx is None:
+        return Check(f'{prefix}_mask_flips_?', float('inf'), PROXY_MARGIN, 'max |A| flipped')
+    margin = float(sim.reshape(-1)[idx].abs().max()) if idx.numel() else 0.0
+    return Check(f'{prefix}_mask_flips_{idx.numel()}', margin, PROXY_MARGIN, 'max |A| flipped')
 
 
 @contextmanager
