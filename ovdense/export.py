@@ -48,7 +48,7 @@ class OVSegExport(nn.Module):
             raise ValueError('the exported graph has no PAMR and no area rule (sparse product, data-dependent pass): '
                              "export with --cfg-options model.pamr=None model.area_thd=None and compare")
         self.model = model
-        model.ready() if hasattr(model, 'ready') else None
+        model.ready()  # the CLIP weights its config names, before the trace
         emb = model.class_embeddings(vocabulary)
         self.register_buffer('text', emb.queries.detach().clone(), persistent=False)
         q2c = emb.query_to_class.detach().cpu().long()
