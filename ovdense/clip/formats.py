@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 import torch.nn as nn
@@ -20,15 +20,17 @@ class CheckpointError(ValueError):
 
 def _cfg_from_openai_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
     """open_clip model config of an OpenAI-format ViT state dict (as openai's ``build_model``)."""
-    width = state['visual.conv1.weight'].shape[0]
+    def shape(key: str) -> tuple[int, ...]:
+        return tensor_shape(state, key)
+    width = shape('visual.conv1.weight')[0]
     layers = len([k for k in state if k.startswith('visual.') and k.endswith('.attn.in_proj_weight')])
-    patch = state['visual.conv1.weight'].shape[-1]
-    grid = round((state['visual.positional_embedding'].shape[0] - 1) ** 0.5)
-    twidth = state['ln_final.weight'].shape[0]
-    return dict(embed_dim=state['text_projection'].shape[1], quick_gelu=True,
+    patch = shape('visual.conv1.weight')[-1]
+    grid = round((shape('visual.positional_embedding')[0] - 1) ** 0.5)
+    twidth = shape('ln_final.weight')[0]
+    return dict(embed_dim=shape('text_projection')[1], quick_gelu=True,
                 vision_cfg=dict(layers=layers, width=width, patch_size=patch, image_size=patch * grid),
-                text_cfg=dict(context_length=state['positional_embedding'].shape[0],
-                              vocab_size=state['token_embedding.weight'].shape[0], width=twidth,
+                text_cfg=dict(context_length=shape('positional_embedding')[0],
+                              vocab_size=shape('token_embedding.weight')[0], width=twidth,
                               heads=twidth // 64,
                               layers=len({k.split('.')[2] for k in state if k.startswith('transformer.resblocks')})))
 
@@ -97,19 +99,21 @@ def is_eva_clip_state(state: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith('visual.blocks.') and (k.endswith('.attn.q_bias') or '.mlp.w1.' in k) for k in state)
 
 
-def eva_clip_to_open_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def eva_clip_to_open_clip(state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     """An EVA-CLIP state dict in open_clip's names (``visual.trunk.*``; the text tower and ``logit_scale``
-    keep theirs). The RoPE tables (``rope.freqs_cos`` / ``freqs_sin``) are dropped: they are recomputed."""
-    out = {}
-    for k, v in state.items():
+    keep theirs). The RoPE tables (``rope.freqs_cos`` / ``freqs_sin``) are dropped: they are recomputed.
+    A :class:`TensorFile` stays lazy (a :class:`Renamed` view of it)."""
+    names = {}
+    for k in state:
+        new = k
         if k.startswith('visual.'):
             if k.endswith(('rope.freqs_cos', 'rope.freqs_sin')):
                 continue
-            k = 'visual.trunk.' + k[len('visual.'):]
+            new = 'visual.trunk.' + k[len('visual.'):]
             for a, b in _EVA_KEY_MAP:
-                k = k.replace(a, b)
-        out[k] = v
-    return out
+                new = new.replace(a, b)
+        names[new] = k
+    return Renamed(state, names)
 
 
 def open_clip_to_eva_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -126,10 +130,79 @@ def open_clip_to_eva_clip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.
 
 
 # ------------------------------------------------------------------------------- loading
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+class TensorFile(Mapping[str, torch.Tensor]):
+    """The tensors of a ``.safetensors`` file, each read from disk when it is looked up (``pread``: nothing of the
+    file stays in memory), so that a model's weights are loaded with one tensor in flight instead of a second copy
+    of all of them (:func:`load_into`). Shapes and dtypes come from the header without reading.
+
+    Raises:
+        CheckpointError: the file is missing or not a safetensors file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from safetensors import SafetensorError, safe_open
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise CheckpointError(f'checkpoint file not found: {self.path}')
+        try:
+            self._file = safe_open(self.path, framework='pt', backend='pread')
+            self._keys = list(self._file.keys())
+            self._keyset = set(self._keys)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f'cannot read safetensors checkpoint {self.path}: {e}') from None
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._keyset:
+            raise KeyError(key)
+        return self._file.get_tensor(key)
+
+    def __contains__(self, key: object) -> bool:  # Mapping's default would read the tensor
+        return key in self._keyset
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._file.get_slice(key).get_shape())
+
+
+class Renamed(Mapping[str, torch.Tensor]):
+    """A view of ``source`` under new names (``names``: new -> old), floating-point tensors cast to float32 when
+    ``to_float``; values are read from ``source`` only when looked up, so a :class:`TensorFile` stays lazy."""
+
+    def __init__(self, source: Mapping[str, torch.Tensor], names: Mapping[str, str], *, to_float: bool = False) -> None:
+        self.source, self.names, self.to_float = source, dict(names), to_float
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        v = self.source[self.names[key]]
+        return v.float() if self.to_float and v.is_floating_point() else v
+
+    def __contains__(self, key: object) -> bool:  # Mapping's default would read the tensor
+        return key in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tensor_shape(self.source, self.names[key])
+
+
+def tensor_shape(state: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
+    """The shape of ``state[key]``, without reading it where ``state`` knows it (:class:`TensorFile`)."""
+    return state.shape(key) if hasattr(state, 'shape') else tuple(state[key].shape)
+
+
+def load_state_dict_file(path: str | os.PathLike, *, lazy: bool = False) -> Mapping[str, torch.Tensor]:
     """Read a state dict without unpickling arbitrary objects.
 
-    ``.safetensors`` files are read with safetensors; others with ``torch.load(weights_only=True)``.
+    ``.safetensors`` files are read with safetensors (with ``lazy``: a :class:`TensorFile`, each tensor read when
+    looked up); others with ``torch.load(weights_only=True)``.
     An OpenAI TorchScript archive (the original ``ViT-B-16.pt``) is read with ``torch.jit.load``, which
     executes no pickled Python. mmengine checkpoints (``{'state_dict': ...}``) are unwrapped.
 
@@ -140,12 +213,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint file not found: {path}')
     if path.endswith('.safetensors'):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f'cannot read safetensors checkpoint {path}: {e}') from None
+        file = TensorFile(path)
+        return file if lazy else {k: file[k] for k in file}
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for foreign files
@@ -165,14 +234,15 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _normalize_keys(state: Mapping[str, torch.Tensor],
-                    model_keys: Iterable[str] = ('visual.proj',)) -> dict[str, torch.Tensor]:
-    """Strip wrappers (``module.``, ``model.``, ``backbone.clip.model.``) and OpenAI extras; cast to float32."""
+                    model_keys: Iterable[str] = ('visual.proj',)) -> Mapping[str, torch.Tensor]:
+    """Strip wrappers (``module.``, ``model.``, ``clip.model.``, ``backbone.clip.model.``) and OpenAI extras; float32
+    values (a lazy view: see :class:`Renamed`)."""
     model_keys = set(model_keys)
-    out = {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}
+    names = {k: k for k in state if k not in _OPENAI_EXTRA_KEYS}
     for prefix in ('module.', 'model.', 'clip.model.', 'backbone.clip.model.'):
-        if not (out.keys() & model_keys) and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
-    return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        if not (names.keys() & model_keys) and all(k.startswith(prefix) for k in names):
+            names = {k[len(prefix):]: old for k, old in names.items()}
+    return Renamed(state, names, to_float=True)
 
 
 def _first_line(e: BaseException) -> str:
@@ -195,6 +265,9 @@ def check_values(model: nn.Module, state: Mapping[str, torch.Tensor], path: str 
         if not v.is_floating_point():
             raise CheckpointError(f'checkpoint {os.fspath(path)}: tensor {k} is {v.dtype}, the model holds '
                                   f'{own[k].dtype} there (a cast would change its values): not a weights file of it')
+        lo, hi = torch.aminmax(v.reshape(-1)) if v.numel() else (v.new_zeros(()), v.new_zeros(()))
+        if bool(torch.isfinite(lo) & torch.isfinite(hi)):  # NaN propagates through min / max; no (N,) mask
+            continue
         bad = int((~torch.isfinite(v)).sum())
         if bad:
             raise CheckpointError(f'checkpoint {os.fspath(path)}: tensor {k} has {bad} NaN or infinite values of '
@@ -204,6 +277,33 @@ def check_values(model: nn.Module, state: Mapping[str, torch.Tensor], path: str 
 def _diff_keys(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
     keys = set(model.state_dict().keys())
     return sorted(keys - state.keys()), sorted(state.keys() - keys)
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike, *, what: str) -> None:
+    """Copy ``state`` into ``model``'s parameters and buffers, strictly, all or nothing: keys, shapes (from a
+    :class:`TensorFile`'s header, unread) and values (:func:`check_values`, one tensor at a time) are checked before
+    anything is written; then the tensors are copied one at a time, so a :class:`TensorFile` never has more than
+    one of them in memory besides the model (``load_state_dict`` would need the whole state at once).
+
+    Args:
+        what: how errors name the checkpoint and model (e.g. ``"checkpoint x.safetensors does not fit 'ViT-B-16'"``).
+
+    Raises:
+        CheckpointError: missing / unexpected keys, a shape that differs, or a value :func:`check_values` refuses.
+    """
+    missing, unexpected = _diff_keys(model, state)
+    if missing or unexpected:
+        raise CheckpointError(f'{what}: {len(missing)} missing keys (e.g. {missing[:3]}), '
+                              f'{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})')
+    own = model.state_dict()
+    wrong = [f'{k}: {tensor_shape(state, k)} in the file, {tuple(t.shape)} in the model'
+             for k, t in own.items() if tensor_shape(state, k) != tuple(t.shape)]
+    if wrong:
+        raise CheckpointError(f'{what}: {len(wrong)} tensors differ in shape (e.g. {wrong[:3]})')
+    check_values(model, state, path)
+    with torch.no_grad():
+        for k, t in own.items():
+            t.copy_(state[k])
 
 
 def mark_loaded(module: nn.Module, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:

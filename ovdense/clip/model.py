@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from .formats import (WEIGHT_FORMATS, CheckpointError, _cfg_from_openai_state_dict, _diff_keys, _normalize_keys,
-                      check_values, eva_clip_model_cfg, eva_clip_to_open_clip, is_eva_clip_config, is_eva_clip_state,
-                      load_state_dict_file, mark_loaded, open_clip_to_eva_clip)
+from .formats import (WEIGHT_FORMATS, CheckpointError, _cfg_from_openai_state_dict, _normalize_keys,
+                      eva_clip_model_cfg, eva_clip_to_open_clip, is_eva_clip_config, is_eva_clip_state,
+                      load_into, load_state_dict_file, mark_loaded, open_clip_to_eva_clip)
 from .hub import LazyTokenizer, _open_clip, resolve_pretrained
 from .towers import EVABlock, MAPHead, TimmBlock, ViTBlock, ViTTower, _timm_stem
 
@@ -98,23 +98,12 @@ class CLIPModel(nn.Module):
 
     def load_state_dict_from(self, path: str | os.PathLike) -> None:
         """Load an open_clip / OpenAI-format state dict file into the model (strict)."""
-        state = load_state_dict_file(path)
-        state = _normalize_keys(state, self.model.state_dict().keys())
+        state = _normalize_keys(load_state_dict_file(path, lazy=True), self.model.state_dict().keys())
         self.weights_format = 'open_clip'
         if is_eva_clip_state(state):  # EVA-CLIP / CLIPSelf files: onto the timm trunk by name, strictly
             state = eva_clip_to_open_clip(state)
             self.weights_format = 'eva_clip'
-        missing, unexpected = _diff_keys(self.model, state)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"checkpoint {path} does not fit model '{self.name}': "
-                f"{len(missing)} missing keys (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
-        check_values(self.model, state, path)
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as e:  # shape mismatches
-            raise CheckpointError(f"checkpoint {path} does not fit model '{self.name}': {e}") from None
+        load_into(self.model, state, path, what=f"checkpoint {path} does not fit model '{self.name}'")
         self._weights_loaded = True
 
     def save(self, out_dir: str | os.PathLike, name: str, *,
@@ -455,7 +444,7 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
             if pretrained not in tags:
                 raise ValueError(f"unknown pretrained tag '{pretrained}' for '{name}'; valid tags: {tags}")
     elif checkpoint is not None:
-        state = _normalize_keys(load_state_dict_file(checkpoint))
+        state = _normalize_keys(load_state_dict_file(checkpoint, lazy=True))
         if 'visual.proj' not in state:
             raise CheckpointError(f'cannot infer a ViT CLIP architecture from {checkpoint}: no visual.proj; '
                                   'pass model_name or config_file')

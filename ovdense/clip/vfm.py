@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .formats import CheckpointError, check_values, load_state_dict_file, mark_loaded
+from .formats import CheckpointError, Renamed, load_into, load_state_dict_file, mark_loaded
 from .hub import PretrainedWeightsUnavailable
 
 # the input normalisation every supported VFM was trained with (ImageNet statistics of RGB in [0, 1])
@@ -135,24 +135,15 @@ class VFM(nn.Module):
             if not self.pretrained:
                 return  # random weights (tests)
             self.checkpoint = _cached_pretrained(self.model, self.name)
-        state = load_state_dict_file(self.checkpoint)
+        state = load_state_dict_file(self.checkpoint, lazy=True)
         for prefix in ('module.', 'model.', 'backbone.'):
             if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-        own = self.model.state_dict()
-        if 'mask_token' in state and 'mask_token' not in own:  # the DINOv2 repository's names (torch.hub)
+                state = Renamed(state, {k[len(prefix):]: k for k in state})
+        if 'mask_token' in state and 'mask_token' not in self.model.state_dict():  # the DINOv2 repository's names
             from timm.models.vision_transformer import checkpoint_filter_fn
-            state = checkpoint_filter_fn(state, self.model)
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {len(missing)} missing "
-                                  f'keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})')
-        check_values(self.model, state, self.checkpoint)
-        try:
-            self.model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"VFM checkpoint {self.checkpoint} does not fit '{self.name}': {e}") from None
+            state = checkpoint_filter_fn(dict(state), self.model)
+        load_into(self.model, Renamed(state, {k: k for k in state}, to_float=True), self.checkpoint,
+                  what=f"VFM checkpoint {self.checkpoint} does not fit '{self.name}'")
         self._weights_loaded = True
 
     def train(self, mode: bool = True) -> 'VFM':

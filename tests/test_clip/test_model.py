@@ -1,5 +1,6 @@
 import os
 import pickle
+import weakref
 
 import pytest
 import torch
@@ -144,3 +145,41 @@ def test_weights_that_cannot_be_the_models_are_refused_naming_the_tensor(tmp_pat
     good = tmp_path / 'good.safetensors'
     save_file(state, str(good))
     build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=good).load_weights()  # the same file, untouched, loads
+
+
+def test_safetensors_weights_stream_in_one_tensor_at_a_time(tmp_path, tiny_clip, monkeypatch):
+    """A .safetensors file is loaded a tensor at a time (never a second copy of every weight), all or nothing:
+    a NaN or a wrong shape anywhere in the file leaves the model's weights as they were."""
+    from safetensors.torch import save_file
+    from ovdense.clip import formats
+    state = {k: v.clone().contiguous() + 0.5 for k, v in tiny_clip.model.state_dict().items()}
+    path = tmp_path / 'w.safetensors'
+    save_file(state, path)
+    reads, alive, live = [], [], []
+    get = formats.TensorFile.__getitem__
+
+    def counted(self, key):
+        reads.append(key)
+        alive.append(sum(r() is not None for r in live))  # tensors read earlier and still held when this one is read
+        t = get(self, key)
+        live.append(weakref.ref(t))
+        return t
+    monkeypatch.setattr(formats.TensorFile, '__getitem__', counted)
+    clip = build_clip(model_cfg=TINY_CLIP_CFG, checkpoint=path)
+    before = {k: v.clone() for k, v in clip.model.state_dict().items()}
+    bad = dict(state, **{'visual.proj': torch.full_like(state['visual.proj'], float('nan'))})
+    save_file(bad, path)
+    with pytest.raises(CheckpointError, match='NaN'):
+        clip.load_weights()
+    wide = dict(state, **{'visual.proj': torch.zeros(3, 3)})
+    save_file(wide, path)
+    reads.clear()
+    with pytest.raises(CheckpointError, match=r'differ in shape.*visual\.proj'):
+        clip.load_weights()
+    assert not reads  # shapes come from the header: nothing read
+    assert all(torch.equal(v, before[k]) for k, v in clip.model.state_dict().items())
+    save_file(state, path)
+    alive.clear()
+    clip.load_weights()
+    assert all(torch.equal(v, state[k]) for k, v in clip.model.state_dict().items())
+    assert len(alive) == 2 * len(state) and max(alive) <= 1  # read twice (check, copy), at most 2 tensors in memory
