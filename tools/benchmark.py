@@ -5,6 +5,15 @@ python tools/benchmark.py clipself --model ViT-B-16 --size 1024 1024 --batch 2 -
 python tools/benchmark.py clipself --model EVA02-B-16 --size 560 560 --batch 2 --boxes 20 --vfm vit_base_patch14_reg4_dinov2
 python tools/benchmark.py catseg --size 640 640 --classes 847 --crop-batch 1
 python tools/benchmark.py scale --mode naclip --size 1024 2048 --vocab lvis --templates openai
+python tools/benchmark.py protocol --config configs/naclip/naclip_vit-b16_voc21-336.py --image IMG
+python tools/benchmark.py reference --config configs/sclip/sclip_vit-b16_voc21-336.py --image IMG \
+    --repo ../SCLIP --ref-config configs/cfg_voc21.py
+
+``protocol``: one image through a shipped protocol (random --model weights, or --checkpoint): each stage's
+seconds, GFLOP and share of the FLOP bound at this machine's fp32 matmul rate, measured in the run.
+``reference``: the reference's own code from a local checkout (--repo, its config --ref-config) and ovdense
+(--config) on the same random OpenAI-format CLIP weights and image, alternated in one process: seconds of
+each, their ratio, the share of pixels where the labels agree.
 
 ``scale``: one image of --size (random pixels, or --image resized) through the public API exactly as
 the demo runs it (the mode's Context-59 protocol or --config, the shipped tiny CLIP unless --model),
@@ -192,9 +201,45 @@ def run_scale(args) -> dict:
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def _protocol_model(args, clip: dict):
+    from mmengine.config import Config
+
+    from ovdense.apis import init_model
+    opts = {}
+    if isinstance(Config.fromfile(args.config).model.backbone.get('method', {}).get('proxy'), dict):
+        opts['model.backbone.method.proxy.pretrained'] = False  # random VFM weights too
+    return init_model(args.config, clip=clip, cfg_options=opts)
+
+
+def run_protocol(args) -> dict:
+    from ovdense.profiling import profile_inference
+    torch.set_num_threads(args.threads)
+    clip = dict(config_file=args.clip_config) if args.clip_config else dict(model_name=args.model)
+    if args.checkpoint:
+        clip['checkpoint'] = args.checkpoint
+    res = profile_inference(_protocol_model(args, clip), args.image, repeat=args.repeat)
+    return dict(res, peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def run_reference(args) -> dict:
+    import tempfile
+
+    from ovdense.clip import build_clip
+    from ovdense.profiling import build_reference, compare_with_reference
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    arch = dict(config_file=args.clip_config) if args.clip_config else dict(model_name=args.model)
+    with tempfile.TemporaryDirectory() as tmp:  # random weights in the OpenAI format, which both sides read
+        weights = Path(tmp) / 'clip.pt'
+        torch.save(build_clip(**arch).model.state_dict(), weights)
+        ours = _protocol_model(args, dict(arch, checkpoint=str(weights)))
+        reference = build_reference(args.repo, args.ref_config, weights)
+    return compare_with_reference(ours, reference, args.image, repeat=args.repeat)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('task', choices=['seg', 'clipself', 'catseg', 'scale'])
+    p.add_argument('task', choices=['seg', 'clipself', 'catseg', 'scale', 'protocol', 'reference'])
     p.add_argument('--model', default=None, help='open_clip architecture, random weights (seg/clipself: ViT-B-16; '
                                                  'scale: the shipped tiny CLIP unless given)')
     p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
@@ -209,20 +254,27 @@ def main() -> None:
     p.add_argument('--batch', type=int, default=2, help='clipself: images per iteration')
     p.add_argument('--boxes', type=int, default=6, help='clipself: regions per image')
     p.add_argument('--vfm', help="clipself: DeCLIP with this timm VFM (random weights), e.g. 'vit_base_patch14_reg4_dinov2'")
-    p.add_argument('--config', help='scale: config of the protocol (default: the mode\'s Context-59 one)')
-    p.add_argument('--checkpoint', help='scale: local CLIP weights with --clip-config')
+    p.add_argument('--config', help='scale / protocol / reference: config of the protocol (scale\'s default: the mode\'s Context-59 one)')
+    p.add_argument('--checkpoint', help='scale: local CLIP weights with --clip-config; protocol: local CLIP weights')
     p.add_argument('--classes', type=int, help='scale: a vocabulary of this many made-up class names')
     p.add_argument('--templates', help='scale: prompt templates (a set name), default: the config\'s')
     p.add_argument('--budget', type=int, help='scale: the model\'s memory_budget in bytes (default: the model\'s)')
-    p.add_argument('--image', help='scale: a real image, resized to --size, instead of random pixels')
+    p.add_argument('--image', help='scale: a real image, resized to --size, instead of random pixels; protocol / reference: the image')
     p.add_argument('--crop-batch', type=int, help='catseg: crops aggregated at once (default: all 5)')
     p.add_argument('--catseg-mode', default='slide', choices=['slide', 'whole'])
+    p.add_argument('--repo', help='reference: the reference\'s local checkout (e.g. SCLIP, NACLIP)')
+    p.add_argument('--ref-config', help='reference: its config, relative to --repo (e.g. configs/cfg_voc21.py)')
     p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.task == 'scale':
         print(json.dumps(dict(vars(args), **run_scale(args))))
         return
     args.model = args.model or 'ViT-B-16'
+    if args.task in ('protocol', 'reference'):
+        if not (args.config and args.image) or (args.task == 'reference' and not (args.repo and args.ref_config)):
+            p.error(f'{args.task} needs --config and --image' + (', --repo and --ref-config' * (args.task == 'reference')))
+        print(json.dumps(dict(vars(args), **(run_protocol if args.task == 'protocol' else run_reference)(args))))
+        return
     if args.task in ('clipself', 'catseg'):
         print(json.dumps(dict(vars(args), **(run_clipself if args.task == 'clipself' else run_catseg)(args))))
         return
