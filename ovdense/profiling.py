@@ -32,6 +32,17 @@ def matmul_gflops(n: int = 3072, *, repeat: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
+def _mm_flops(a: torch.Tensor, b: torch.Tensor, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """``aten.mm`` FLOPs with a sparse operand counted by its stored entries (torch's formula takes the dense shape:
+    PAMR's (N, N) CSR operator would count as N x N)."""
+    if a.layout != torch.strided:
+        return 2 * a._nnz() * b.shape[1]
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+_mm_flops._get_raw = True  # FlopCounterMode passes the tensors, not their shapes
+
+
 @dataclass
 class Stage:
     """One named stage: the methods timed (``(object, method name)``), what they took in total."""
@@ -100,9 +111,9 @@ class StageProfiler:
 
     @contextmanager
     def counting_flops(self) -> Iterator[FlopCounterMode]:
-        """Count FLOPs (matmuls, convolutions, attention: torch's :class:`FlopCounterMode`) of every stage meanwhile;
-        times measured meanwhile include the counter's overhead."""
-        with FlopCounterMode(display=False) as counter:
+        """Count FLOPs (matmuls, convolutions, attention: torch's :class:`FlopCounterMode`; a sparse matrix's product
+        by its stored entries) of every stage meanwhile; times measured meanwhile include the counter's overhead."""
+        with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: _mm_flops}) as counter:
             self._counter = counter
             try:
                 yield counter

@@ -142,3 +142,12 @@ def test_a_checkout_without_the_configs_class_is_named(tmp_path):
     repo = _checkout(tmp_path / 'ref', 0)
     with pytest.raises(FileNotFoundError, match='NoSuchSegmentor'):
         find_reference_module(repo, 'NoSuchSegmentor')
+
+
+def test_a_sparse_product_counts_its_stored_entries():
+    dense = torch.tensor([[1., 0., 0.], [0., 0., 2.], [0., 3., 0.]])
+    x = torch.randn(3, 4)
+    prof = StageProfiler({})
+    with prof, prof.counting_flops() as counter:
+        dense.to_sparse_csr() @ x
+    assert counter.get_total_flops() == 2 * 3 * 4  # 3 stored entries, not 3 x 3
