@@ -151,3 +151,11 @@ def test_a_sparse_product_counts_its_stored_entries():
     with prof, prof.counting_flops() as counter:
         dense.to_sparse_csr() @ x
     assert counter.get_total_flops() == 2 * 3 * 4  # 3 stored entries, not 3 x 3
+
+
+def test_the_cpus_fused_attention_is_counted():
+    q, k, v = (torch.randn(2, 3, 10, 8) for _ in range(3))
+    prof = StageProfiler({})
+    with prof, prof.counting_flops() as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert counter.get_total_flops() == 4 * 2 * 3 * 10 * 10 * 8  # QK^T and AV
