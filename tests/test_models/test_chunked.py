@@ -93,6 +93,19 @@ def test_pamr_sparse_operator_equals_stacked_reference(hw):
         assert (row[1:] > row[:-1]).all()
 
 
+def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
+    """Scores too large for the cache are refined a group of columns at a time: the same result."""
+    from ovdense.models.utils import pamr as pamr_module
+    g = torch.Generator().manual_seed(2)
+    image, scores = torch.randn(2, 3, 23, 29, generator=g), torch.randn(2, 19, 23, 29, generator=g)
+    pamr = PAMR(10, (8, 16))
+    whole = pamr(image, scores)
+    rows = (23 + 32) * (29 + 32)
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 8)  # groups of 8, 8 and 3 queries
+    assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
+    assert torch.allclose(whole, _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5, rtol=0)
+
+
 def test_pamr_refuses_repeated_dilations():
     with pytest.raises(ValueError, match='distinct positive'):
         PAMR(10, (8, 8))

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+_GROUP_BYTES = 32 * 2 ** 20  # scores refined together by PAMR.refine (groups of 16-33 MB were the fastest here)
+
 _OFFSETS8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 _OFFSETS9 = _OFFSETS8[:4] + [(0, 0)] + _OFFSETS8[4:]
 
@@ -107,8 +109,16 @@ class PAMR(nn.Module):
         for b in range(B):
             # pixel-major and replicate-padded: a row's neighbours are rows of x
             x = F.pad(scores[b:b + 1], [P] * 4, mode='replicate')[0].permute(1, 2, 0).reshape(-1, C)
-            for _ in range(self.num_iter):
-                x = ops[b] @ x
+            # the columns are independent: refined in groups whose scores stay in the CPU's cache across the
+            # iterations (56 queries at 640 x 480: 0.65 s in one group, 0.32 s in groups of 24)
+            group = max(8, _GROUP_BYTES // (x.shape[0] * x.element_size()))
+            parts = []
+            for c in range(0, C, group):
+                y = x[:, c:c + group].contiguous() if group < C else x
+                for _ in range(self.num_iter):
+                    y = ops[b] @ y
+                parts.append(y)
+            x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
             out.append(x.view(H + 2 * P, W + 2 * P, C)[P:P + H, P:P + W].permute(2, 0, 1))
         return torch.stack(out)
 
