@@ -62,7 +62,7 @@ def test_encode_queries_in_groups_reports_progress(tiny_clip):
     templates = [f'a photo number {i} of a {{}}.' for i in range(80)]
     queries = [f'thing {i}' for i in range(7)]
     seen = []
-    emb = encode_queries(tiny_clip, queries, templates, progress=lambda *a: seen.append(a))
+    emb = encode_queries(tiny_clip, queries, templates, batch_size=256, progress=lambda *a: seen.append(a))
     assert seen == [('text', 3, 7), ('text', 6, 7), ('text', 7, 7)]
     one = torch.cat([encode_queries(tiny_clip, [q], templates) for q in queries])
     assert torch.allclose(emb, one, atol=1e-6)
