@@ -189,7 +189,7 @@ def test_causal_text_towers_run_only_up_to_the_longest_text(tiny_clip):
     """CLIP's causal, end-of-text-pooled tower runs on the batch's tokens up to its longest text (the padding
     cannot reach the pooled token): the same embeddings as open_clip's full-length ``encode_text``, batch of 3."""
     from ovdense.testing import tiny_siglip
-    prompts = ['a photo of a dog.', 'a photo of the big red double-decker bus in the street.', 'cat']
+    prompts = ['a photo of a dog.', 'a red double-decker bus.', 'cat']  # shorter than the context (16 here)
     tokens = tiny_clip.tokenize(prompts)
     seen = []
     hook = tiny_clip.text_tower.transformer.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
@@ -200,7 +200,7 @@ def test_causal_text_towers_run_only_up_to_the_longest_text(tiny_clip):
     finally:
         hook.remove()
     longest = int(tokens.argmax(-1).max()) + 1
-    assert tiny_clip.text_is_causal_eot_pooled() and seen == [longest, tokens.shape[1]] and longest < 20
+    assert tiny_clip.text_is_causal_eot_pooled() and seen == [longest, tokens.shape[1]] and longest < tokens.shape[1]
     assert ours.shape == (3, full.shape[1]) and (ours - full).abs().max() < 1e-6
     siglip = tiny_siglip()  # no causal mask, pooled at the last token: the whole context, as open_clip runs it
     assert not siglip.text_is_causal_eot_pooled()
