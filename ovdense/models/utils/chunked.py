@@ -18,14 +18,18 @@ import torch
 def _axis(in_len: int, out_len: int, start: int, stop: int, *,
           align_corners: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices (i0, i1) and the weight of i1 for output positions ``start..stop`` of a linear
-    resize from ``in_len`` to ``out_len`` samples, by PyTorch's ``upsample_bilinear2d`` rule (float32)."""
-    dst = torch.arange(start, stop, dtype=torch.float32)
+    resize from ``in_len`` to ``out_len`` samples, by PyTorch's ``upsample_bilinear2d`` rule (float32).
+
+    The source coordinate ``scale * (dst + 0.5) - 0.5`` is rounded to float32 once, as ATen's CPU kernel
+    computes it (one fused multiply-add): rounding the product first moves the weights by up to 1e-5 at a
+    few hundred pixels, and the resized logits by up to 7e-5 (448x597 -> 480x640)."""
     if align_corners:
         scale = (in_len - 1) / (out_len - 1) if out_len > 1 else 0.0
-        src = dst * torch.tensor(scale, dtype=torch.float32)
+        src = torch.arange(start, stop, dtype=torch.float32) * torch.tensor(scale, dtype=torch.float32)
     else:
-        scale = torch.tensor(float(in_len), dtype=torch.float32) / float(out_len)
-        src = ((dst + 0.5) * scale - 0.5).clamp_min(0.0)
+        scale = (torch.tensor(float(in_len), dtype=torch.float32) / float(out_len)).double()
+        dst = torch.arange(start, stop, dtype=torch.float64)
+        src = ((dst + 0.5) * scale - 0.5).float().clamp_min(0.0)  # exact in float64, then one rounding
     i0 = src.floor().long().clamp_max(in_len - 1)
     w1 = (src - i0.float()).clamp(0.0, 1.0)
     i1 = torch.where(i0 < in_len - 1, i0 + 1, i0)
@@ -46,8 +50,9 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
     """Bilinear resize of a ``full``-sized map to ``size``, evaluated on ``region`` only.
 
     Equal to ``F.interpolate(whole, size, mode='bilinear', align_corners=...)[..., y1:y2, x1:x2]`` up to
-    float rounding (the two axes are interpolated one after the other), and bit-identical however the
-    output is split into regions.
+    float rounding (within 1e-6 of it on unit-scale maps), and bit-identical however the output is split
+    into regions. The columns are interpolated first, as ATen does, so the rows that make up most of the
+    output are gathered whole (3.4x faster than the other order for 14x14 -> 224x224 window logits).
 
     Args:
         x: (..., h, w) the part of the full source map starting at ``offset``; it must hold every source
@@ -62,7 +67,7 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
     """
     y1, x1, y2, x2 = region
     oy, ox = offset
-    for dim, (n_in, n_out, a, b, o) in ((-2, (full[0], size[0], y1, y2, oy)), (-1, (full[1], size[1], x1, x2, ox))):
+    for dim, (n_in, n_out, a, b, o) in ((-1, (full[1], size[1], x1, x2, ox)), (-2, (full[0], size[0], y1, y2, oy))):
         if n_in == n_out:
             x = x.narrow(dim, a - o, b - a)
             continue
