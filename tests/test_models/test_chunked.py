@@ -99,10 +99,25 @@ def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
     g = torch.Generator().manual_seed(2)
     image, scores = torch.randn(2, 3, 23, 29, generator=g), torch.randn(2, 19, 23, 29, generator=g)
     pamr = PAMR(10, (8, 16))
+    widths = []  # columns of each sparse product
+
+    class Recorded:
+        def __init__(self, op):
+            self.op = op
+
+        def __matmul__(self, y):
+            widths.append(y.shape[1])
+            return self.op @ y
+
+    operator = pamr.operator
+    monkeypatch.setattr(pamr, 'operator', lambda aff: [Recorded(op) for op in operator(aff)])
     whole = pamr(image, scores)
+    assert widths == [19] * 10 * 2  # fits the default group: one group per image
     rows = (23 + 32) * (29 + 32)
     monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 8)  # groups of 8, 8 and 3 queries
+    widths.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
+    assert widths == ([8] * 10 + [8] * 10 + [3] * 10) * 2
     assert torch.allclose(whole, _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5, rtol=0)
 
 
