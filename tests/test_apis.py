@@ -260,6 +260,12 @@ def test_model_zoo():
         assert all(isinstance(v, float) and 0 < v < 100 for r in info['Results'] for v in r['Metrics'].values()), name
         assert Config.fromfile(str(find_config(name))).model.type.startswith('OV'), name
     assert model_info('sclip_vit-b16_voc21-336')['Results'][0]['Metrics'] == {'mIoU': 59.63}
+    assert model_info('resclip_vit-b16_voc20-336')['Results'][0]['Metrics'] == {'mIoU': 86.0}
+    index = Path(__file__).parents[1] / 'model-index.yml'  # mim / the metafile tools read the zoo from it
+    if index.is_file():
+        import yaml
+        listed = sorted(yaml.safe_load(index.read_text())['Import'])
+        assert listed == sorted(f'configs/{p.parent.name}/metafile.yml' for p in config_root().glob('*/metafile.yml'))
     model = get_model('sclip_vit-b16_voc21-336', clip=dict(model_cfg=TINY_CLIP_CFG))
     assert type(model).__name__ == 'OVSegmentor' and len(model.vocabulary) == 21
     with pytest.raises(ValueError, match=r"'nope' is not in the model zoo; valid: \['catseg_vit-b16_ade150-640'"):
