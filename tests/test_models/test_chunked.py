@@ -214,13 +214,16 @@ def test_area_rule_really_removes_a_class_in_pieces(tiny_clip):
     seg = make(tiny_clip, 'clearclip', area_thd=0.3, tile_size=9, chunk_queries=3)
     x = random_images(1, 64, 64, seed=7)
     meta = [dict(img_shape=(64, 64), ori_shape=(64, 64))]
-    no_rule = make(tiny_clip, 'clearclip').inference(x, meta)[0]['label']
-    counts = torch.bincount(no_rule.flatten(), minlength=4)
+    plain = make(tiny_clip, 'clearclip').inference(x, meta)[0]
+    counts = torch.bincount(plain['label'].flatten(), minlength=4)
     small = [c for c in range(1, 4) if 0 < counts[c] <= 0.3 * counts[1:].sum()]
     assert small, 'the case must have a small foreground class for the rule to act on'
     res = seg.inference(x, meta)[0]
     for c in small:
         assert not (res['label'] == c).any() and res['probs'][c].abs().sum() == 0
+    # the kept classes keep their probabilities: the softmax over all queries is the first round's
+    kept = [c for c in range(4) if c not in small]
+    assert torch.allclose(res['probs'][kept], plain['probs'][kept], atol=1e-6, rtol=0)
 
 
 def test_probs_stride_takes_every_sth_pixel(tiny_clip):

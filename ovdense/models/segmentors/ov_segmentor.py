@@ -314,6 +314,12 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         need_stats = return_probs or self.prob_thd > 0  # the argmax alone needs no softmax
         match = self.match()  # read once, not per tile
         keep, cached = None, {}
+        # the area rule's second round changes which classes compete, not the softmax over all queries: its
+        # statistics (2 floats per pixel) are kept from the first round instead of recomputed (an exponential
+        # per query and pixel), unless renormalised probabilities (a sum over the kept classes) are asked for
+        stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        keep_stats = (self.area_thd is not None and need_stats and self.activation == 'softmax'
+                      and not (return_probs and self.renormalize))
         for _ in range(2):  # the second round only when the area rule removes a class
             counts = torch.zeros(C, dtype=torch.long)
             for t, tile in enumerate(all_tiles):
@@ -322,7 +328,8 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                 if self.pamr is not None:
                     # the refinement as one sparse matrix, built once per tile for every chunk of queries
                     aff = self.pamr.operator(self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None]))
-                red = self.reducer((tile[2] - tile[0], tile[3] - tile[1]), probs=need_stats,
+                reuse = keep is not None and t in stats
+                red = self.reducer((tile[2] - tile[0], tile[3] - tile[1]), probs=need_stats and not reuse,
                                    renormalize=return_probs and self.renormalize, device=image.device, match=match)
                 pix = (slice(-tile[0] % s, None, s), slice(-tile[1] % s, None, s))  # the tile's strided pixels
                 pieces = []
@@ -334,6 +341,10 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                     red.update(lg, query_to_class[q0:q1], c0, c1, None if keep is None else keep[c0:c1])
                     if return_probs:  # at most the probabilities' own size
                         pieces.append(lg[(slice(None), *pix)])
+                if reuse:
+                    red.m, red.s = stats.pop(t)
+                elif keep_stats:
+                    stats[t] = (red.m, red.s)
                 label[0, tile[0]:tile[2], tile[1]:tile[3]] = self._labels(red)
                 counts += torch.bincount(red.label.flatten().cpu(), minlength=C)
                 py, px = -(-tile[0] // s), -(-tile[1] // s)
