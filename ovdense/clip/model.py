@@ -183,6 +183,12 @@ class CLIPModel(nn.Module):
         L = x.shape[1]
         if L > m.positional_embedding.shape[0]:
             raise ValueError(f'{L} tokens exceed the text context length {m.positional_embedding.shape[0]}')
+        return self._causal_text(x, eot_index)
+
+    def _causal_text(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode_text_embeddings` on a tower and a length already checked."""
+        m = self.text_tower
+        L = x.shape[1]
         x = x + m.positional_embedding[:L].to(x.dtype)
         mask = torch.full((L, L), float('-inf'), device=x.device, dtype=x.dtype).triu_(1)
         x = m.transformer(x, attn_mask=mask)
@@ -215,7 +221,7 @@ class CLIPModel(nn.Module):
         if not self.text_is_causal_eot_pooled() or tokens.shape[0] == 0:
             return self.model.encode_text(tokens, normalize=normalize)
         eot = tokens.argmax(dim=-1)
-        x = self.encode_text_embeddings(self.embed_tokens(tokens[:, :int(eot.max()) + 1]), eot)
+        x = self._causal_text(self.embed_tokens(tokens[:, :int(eot.max()) + 1]), eot)
         return F.normalize(x, dim=-1) if normalize else x
 
     def encode_image(self, images: torch.Tensor, *, normalize: bool = False) -> torch.Tensor:

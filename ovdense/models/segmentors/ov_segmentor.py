@@ -318,8 +318,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         # statistics (2 floats per pixel) are kept from the first round instead of recomputed (an exponential
         # per query and pixel), unless renormalised probabilities (a sum over the kept classes) are asked for
         stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        keep_stats = (self.area_thd is not None and need_stats and self.activation == 'softmax'
-                      and not (return_probs and self.renormalize))
+        keep_stats = self.area_thd is not None and need_stats and not (return_probs and self.renormalize)
         for _ in range(2):  # the second round only when the area rule removes a class
             counts = torch.zeros(C, dtype=torch.long)
             for t, tile in enumerate(all_tiles):

@@ -23,6 +23,9 @@ from ...vocabulary import Vocabulary
 SYNONYM_RULES = ('max', 'mean', 'first')
 BACKGROUND_KINDS = ('learnt',)
 MEMORY_ENTRIES = 16  # cached (weights, vocabulary, templates) embeddings kept in memory
+# prompts per text-tower forward: one query with OpenAI's 80 templates; ViT-B/16's text tower peaks 0.23 GB above its
+# weights then, 0.44 GB at 256, in the same time
+BATCH_SIZE = 80
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,10 @@ class TextEmbeddingCache:
 
     Args:
         cache_dir: folder for ``.safetensors`` files, or None for memory only.
-        batch_size: prompts per text-tower forward (80: one query with OpenAI's 80 templates; ViT-B/16's text
-            tower peaks 0.23 GB above its weights then, 0.44 GB at 256, in the same time).
+        batch_size: prompts per text-tower forward (:data:`BATCH_SIZE` by default).
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None, *, batch_size: int = 80) -> None:
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, batch_size: int = BATCH_SIZE) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -123,7 +125,7 @@ class TextEmbeddingCache:
 
 @torch.no_grad()
 def encode_queries(clip: CLIPModel, queries: Sequence[str], templates: Sequence[str], *,
-                   batch_size: int = 80, progress: ProgressFn | None = None) -> torch.Tensor:
+                   batch_size: int = BATCH_SIZE, progress: ProgressFn | None = None) -> torch.Tensor:
     """(Q, D) template-averaged, normalised text embeddings: per query the L2-normalised mean over
     templates of the L2-normalised embeddings of the filled-in templates (CLIP zero-shot, SCLIP, ...).
 
@@ -199,8 +201,7 @@ class OVTextEncoder(BaseModule):
         context_width: token-embedding width of the text tower (needed with contexts).
         embed_dim: joint embedding dimension (needed with ``background='learnt'``).
         cache_dir: folder to cache embeddings on disk (None: memory only).
-        batch_size: prompts per text-tower forward (80: one query with OpenAI's 80 templates; ViT-B/16's text
-            tower peaks 0.23 GB above its weights then, 0.44 GB at 256, in the same time).
+        batch_size: prompts per text-tower forward (:data:`BATCH_SIZE` by default).
         trainable: the text tower trains with the model (CAT-Seg fine-tunes its attention): in training mode with
             gradients on, embeddings are computed with autograd (never cached); otherwise cached as always (the
             cache key hashes the text weights as they are, so fine-tuned weights never meet stale embeddings).
@@ -209,7 +210,7 @@ class OVTextEncoder(BaseModule):
     def __init__(self, vocabulary: Any = None, *, templates: str | Sequence[str] = 'openai', synonyms: str = 'max',
                  background: str | Sequence[str] | None = None, num_contexts: int = 0,
                  context_length: int | None = None, context_width: int | None = None, embed_dim: int | None = None,
-                 cache_dir: str | None = None, batch_size: int = 80, trainable: bool = False,
+                 cache_dir: str | None = None, batch_size: int = BATCH_SIZE, trainable: bool = False,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.trainable = trainable

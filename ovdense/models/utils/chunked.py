@@ -81,10 +81,7 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
         x = x0.addcmul_(x1_.sub_(x0), w1[:, None])  # x0 + w1 * (x1 - x0)
         if dim == -1:
             x = x.transpose(-1, -2)
-            if size[0] == full[0]:  # no row pass to read it: laid out row-major as callers expect
-                x = x.narrow(-2, y1 - oy, y2 - y1).contiguous()
-                break
-    return x
+    return x if x.stride(-1) == 1 else x.contiguous()  # columns-only (rows narrowed): row-major as callers expect
 
 
 def tiles(height: int, width: int, tile: tuple[int, int]) -> Iterator[tuple[int, int, int, int]]:
