@@ -1,6 +1,8 @@
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension  # torch is needed to build: --no-build-isolation
 
 
 def requirements(name: str) -> list[str]:
@@ -25,5 +27,10 @@ setup(
     # mmcv (with ops) is not on PyPI for CPU: tools/install.sh builds it; GPU users install a prebuilt one.
     install_requires=requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},
+    # ovdense._ext: PAMR's sparse product on the CPU (ovdense/csrc/sparse.cpp), OpenMP through torch's own runtime
+    ext_modules=[CppExtension('ovdense._ext', ['ovdense/csrc/sparse.cpp'],
+                              extra_compile_args=['-O3'] + (['-fopenmp'] if sys.platform == 'linux' else []),
+                              extra_link_args=['-fopenmp'] if sys.platform == 'linux' else [])],
+    cmdclass={'build_ext': BuildExtension},
     license='Apache-2.0',
 )

@@ -23,6 +23,8 @@ def test_configs_from_an_installed_wheel(tmp_path):
         from mmengine.config import Config
         from ovdense.apis import find_config, inference_model, init_model, list_configs, list_models
         assert ovdense.__file__.startswith({str(site)!r}), ovdense.__file__  # the wheel, not the checkout
+        from ovdense import _ext  # its compiled PAMR product too
+        assert _ext.__file__.startswith({str(site)!r}), _ext.__file__
         names = list_configs()
         assert len(names) > 60 and 'fvit/fvit_vit-b16_ov-coco-640' in names, len(names)
         assert 'catseg_vit-b16_ade847-640' in list_models()  # the zoo's metafiles ship too

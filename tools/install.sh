@@ -103,11 +103,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
-# 6. ovdense itself, editable, from THIS checkout (another clone may be installed already).
+# 6. ovdense itself, editable, from THIS checkout (another clone may be installed already), compiling its C++
+#    extension ovdense._ext against this torch (~1 min): again when it is missing, fails to load (another torch)
+#    or is older than its source.
 HERE=$(pwd -P)
 WHERE=$(cd / && "$PY" -c "import ovdense, os; print(os.path.dirname(os.path.dirname(os.path.realpath(ovdense.__file__))))" 2>/dev/null || true)
-if [ "$WHERE" != "$HERE" ]; then
-  log "installing ovdense (editable) from $HERE"
+EXT=$(ls ovdense/_ext*.so 2>/dev/null | head -n1 || true)
+if [ "$WHERE" != "$HERE" ] || [ -z "$EXT" ] || [ -n "$(find ovdense/csrc -newer "$EXT" -type f)" ] \
+    || ! (cd / && "$PY" -c "import ovdense._ext") >/dev/null 2>&1; then
+  log "installing ovdense (editable, compiling ovdense._ext) from $HERE"
   "${PIP[@]}" --no-deps --no-build-isolation -e .
 fi
-"$PY" -c "import torch, mmcv.ops, mmdet, mmseg, open_clip, ovdense; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| open_clip', open_clip.__version__)"
+"$PY" -c "import torch, mmcv.ops, mmdet, mmseg, open_clip, ovdense, ovdense._ext; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| open_clip', open_clip.__version__)"

@@ -100,21 +100,17 @@ def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
     image, scores = torch.randn(2, 3, 23, 29, generator=g), torch.randn(2, 19, 23, 29, generator=g)
     pamr = PAMR(10, (8, 16))
     widths = []  # columns of each sparse product
+    product = pamr_module._product
 
-    class Recorded:
-        def __init__(self, op):
-            self.op = op
+    def recorded(op, y):
+        widths.append(y.shape[1])
+        return product(op, y)
 
-        def __matmul__(self, y):
-            widths.append(y.shape[1])
-            return self.op @ y
-
-    operator = pamr.operator
-    monkeypatch.setattr(pamr, 'operator', lambda aff: [Recorded(op) for op in operator(aff)])
+    monkeypatch.setattr(pamr_module, '_product', recorded)
     whole = pamr(image, scores)
     assert widths == [19] * 10 * 2  # fits the default group: one group per image
     rows = (23 + 32) * (29 + 32)
-    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 8)  # groups of 8, 8 and 3 queries
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 12)  # 12 -> whole vectors: groups of 8, 8 and 3
     widths.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
     assert widths == ([8] * 10 + [8] * 10 + [3] * 10) * 2

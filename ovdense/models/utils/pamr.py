@@ -5,8 +5,10 @@ copies). The refinement ``s <- sum_n aff_n * s_n`` is linear with the same weigh
 sparse matrix (:meth:`PAMR.operator`: a row per pixel of the padded grid, its 16 neighbours' weights) applied
 ``num_iter`` times to the scores laid out pixel-major: each iteration reads the scores and the weights once, where 16
 shifted multiply-adds over the whole maps read them 16 times (the refinement is memory-bound: 10 iterations of ~30
-classes at 640 x 427 are 2.6 GFLOP, and 16 GB of memory traffic that way). The sums are the reference's up to float
-rounding (the 16 terms added in another order).
+classes at 640 x 427 are 2.6 GFLOP, and 16 GB of memory traffic that way). On the CPU the product is ovdense's own
+kernel (``ovdense/csrc/sparse.cpp``, 2-3x faster than torch's: no zero-filled output and copy per product, a row's
+output in registers); elsewhere torch's. The sums are the reference's up to float rounding (the 16 terms added in
+another order).
 """
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 _GROUP_BYTES = 32 * 2 ** 20  # scores refined together by PAMR.refine (groups of 16-33 MB were the fastest here)
+
+try:
+    from ovdense import _ext
+except ImportError as e:  # a checkout used without `pip install -e .`: said once, at the first product on the CPU
+    _ext, _EXT_ERROR = None, e
 
 _OFFSETS8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 _OFFSETS9 = _OFFSETS8[:4] + [(0, 0)] + _OFFSETS8[4:]
@@ -31,6 +38,17 @@ def _shifted(x: torch.Tensor, dilations: Sequence[int],
         xp = F.pad(x, [d] * 4, mode='replicate')
         for dy, dx in offsets:
             yield xp[..., d + dy * d:d + dy * d + H, d + dx * d:d + dx * d + W]
+
+
+def _product(op: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``op @ y`` for a sparse CSR ``op`` (R, N) and dense ``y`` (N, C): ovdense's kernel for float32 on the CPU."""
+    if y.device.type != 'cpu' or y.dtype != torch.float32 or op.values().dtype != torch.float32:
+        return op @ y
+    if _ext is None:
+        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, 2-3x slower; '
+                      '`pip install --no-build-isolation -e .` in the checkout builds it')
+        return op @ y
+    return _ext.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
 
 
 class PAMR(nn.Module):
@@ -105,22 +123,19 @@ class PAMR(nn.Module):
         B, C, H, W = scores.shape
         ops = self.operator(aff) if isinstance(aff, torch.Tensor) else aff
         P = max(self.dilations)
-        out = []
+        out = scores.new_empty((B, H, W, C))
         for b in range(B):
             # pixel-major and replicate-padded: a row's neighbours are rows of x
             x = F.pad(scores[b:b + 1], [P] * 4, mode='replicate')[0].permute(1, 2, 0).reshape(-1, C)
             # the columns are independent: refined in groups whose scores stay in the CPU's cache across the
-            # iterations (56 queries at 640 x 480: 0.65 s in one group, 0.32 s in groups of 24)
-            group = max(8, _GROUP_BYTES // (x.shape[0] * x.element_size()))
-            parts = []
+            # iterations (56 queries at 640 x 480, torch's product: 0.65 s in one group, 0.32 s in groups of 24)
+            group = max(8, _GROUP_BYTES // (x.shape[0] * x.element_size()) // 8 * 8)  # whole vectors of 8
             for c in range(0, C, group):
                 y = x[:, c:c + group].contiguous() if group < C else x
                 for _ in range(self.num_iter):
-                    y = ops[b] @ y
-                parts.append(y)
-            x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
-            out.append(x.view(H + 2 * P, W + 2 * P, C)[P:P + H, P:P + W].permute(2, 0, 1))
-        return torch.stack(out)
+                    y = _product(ops[b], y)
+                out[b, ..., c:c + group] = y.view(H + 2 * P, W + 2 * P, -1)[P:P + H, P:P + W]
+        return out.permute(0, 3, 1, 2)
 
     def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Args: image (B, K, H, W); scores (B, C, h, w), resized to (H, W). Returns (B, C, H, W)."""
