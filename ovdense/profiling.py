@@ -18,6 +18,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ovdense.models.utils.pamr import _ext
+
 
 def matmul_gflops(n: int = 3072, *, repeat: int = 5) -> float:
     """This machine's fp32 matmul rate (GFLOP/s, best of ``repeat``) on (n, n) @ (n, n) with the current threads:
@@ -50,9 +52,19 @@ def _cpu_sdpa_flops(query_shape: torch.Size, key_shape: torch.Size, value_shape:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _csr_mm_flops(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor, *args: Any,
+                  out_val: Any = None, **kwargs: Any) -> int:
+    """FLOPs of ``torch.ops.ovdense.csr_mm`` (PAMR's sparse product on the CPU): 2 per stored entry and column."""
+    return 2 * col.numel() * x.shape[1]
+
+
+_csr_mm_flops._get_raw = True
+
 # what FlopCounterMode lacks or counts wrong
 _FLOP_FORMULAS = {torch.ops.aten.mm: _mm_flops,
                   torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+if _ext is not None:
+    _FLOP_FORMULAS[torch.ops.ovdense.csr_mm] = _csr_mm_flops
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""ovdense._ext (ovdense/csrc/sparse.cpp): the CPU sparse product PAMR runs on, against torch's."""
+"""ovdense._ext (ovdense/csrc/sparse.cpp): torch.ops.ovdense.csr_mm, the CPU sparse product PAMR runs on, against
+torch's."""
 import pytest
 import torch
 
-from ovdense import _ext
+from ovdense import _ext  # noqa: F401  (registers torch.ops.ovdense.csr_mm)
+
+csr_mm = torch.ops.ovdense.csr_mm
 
 
 def _random_csr(rows: int, cols: int, *, index: torch.dtype, seed: int) -> torch.Tensor:
@@ -21,7 +24,7 @@ def _random_csr(rows: int, cols: int, *, index: torch.dtype, seed: int) -> torch
 def test_csr_mm_equals_torch(index, width):
     a = _random_csr(300, 257, index=index, seed=width)
     x = torch.randn(257, width, generator=torch.Generator().manual_seed(1))
-    ours = _ext.csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
+    ours = csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
     assert ours.shape == (300, width)
     assert torch.allclose(ours, a.to_dense() @ x, atol=1e-5, rtol=1e-5)
     assert torch.equal(ours[150], torch.zeros(width))  # the empty row
@@ -30,19 +33,19 @@ def test_csr_mm_equals_torch(index, width):
 def test_csr_mm_reads_a_strided_dense_matrix():
     a = _random_csr(40, 30, index=torch.int32, seed=0)
     x = torch.randn(17, 30).t()  # (30, 17), not contiguous
-    ours = _ext.csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
+    ours = csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
     assert torch.allclose(ours, a.to_dense() @ x, atol=1e-5, rtol=1e-5)
 
 
 def test_csr_mm_names_what_it_refuses():
     a = _random_csr(10, 10, index=torch.int32, seed=0)
     with pytest.raises(RuntimeError, match='float32'):
-        _ext.csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(10, 4, dtype=torch.float64))
+        csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(10, 4, dtype=torch.float64))
     with pytest.raises(RuntimeError, match='indices'):
-        _ext.csr_mm(a.crow_indices().long(), a.col_indices(), a.values(), torch.randn(10, 4))
+        csr_mm(a.crow_indices().long(), a.col_indices(), a.values(), torch.randn(10, 4))
     with pytest.raises(RuntimeError, match='column index outside'):  # read nothing outside the dense matrix
-        _ext.csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(5, 4))
+        csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(5, 4))
     bad_rows = a.crow_indices().clone()
     bad_rows[-1] += 1
     with pytest.raises(RuntimeError, match='row pointer outside'):
-        _ext.csr_mm(bad_rows, a.col_indices(), a.values(), torch.randn(10, 4))
+        csr_mm(bad_rows, a.col_indices(), a.values(), torch.randn(10, 4))

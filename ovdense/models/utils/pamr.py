@@ -22,8 +22,8 @@ import torch.nn.functional as F
 _GROUP_BYTES = 32 * 2 ** 20  # scores refined together by PAMR.refine (groups of 16-33 MB were the fastest here)
 
 try:
-    from ovdense import _ext
-except ImportError as e:  # a checkout used without `pip install -e .`: said once, at the first product on the CPU
+    from ovdense import _ext  # registers torch.ops.ovdense.csr_mm
+except ImportError as e:  # a checkout used without `pip install -e .`: said at the products on the CPU
     _ext, _EXT_ERROR = None, e
 
 _OFFSETS8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
@@ -48,7 +48,7 @@ def _product(op: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, 2-3x slower; '
                       '`pip install --no-build-isolation -e .` in the checkout builds it')
         return op @ y
-    return _ext.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
+    return torch.ops.ovdense.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
 
 
 class PAMR(nn.Module):
