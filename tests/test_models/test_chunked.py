@@ -282,3 +282,17 @@ def test_chunked_postprocess_equals_mmseg(tiny_clip, flip):
         assert torch.equal(c.pred_sem_seg.data, n.pred_sem_seg.data) and 'seg_logits' not in n
         assert torch.allclose(c.seg_logits.data, r.seg_logits.data, atol=1e-5)
         assert (c.pred_sem_seg.data != r.pred_sem_seg.data).float().mean() < 1e-3  # float-rounding ties only
+
+
+def test_pamr_without_the_compiled_extension_says_so_and_refines_the_same(monkeypatch):
+    """A checkout used without building ovdense._ext: torch's sparse product, with a warning naming the fix."""
+    from ovdense.models.utils import pamr as pamr_module
+    g = torch.Generator().manual_seed(3)
+    image, scores = torch.randn(1, 3, 21, 26, generator=g), torch.randn(1, 11, 21, 26, generator=g)
+    pamr = PAMR(10, (8, 16))
+    ours = pamr(image, scores)
+    monkeypatch.setattr(pamr_module, '_ext', None)
+    monkeypatch.setattr(pamr_module, '_EXT_ERROR', ImportError('no module named ovdense._ext'), raising=False)
+    with pytest.warns(UserWarning, match='ovdense._ext is not built.*no-build-isolation -e'):
+        torchs = pamr(image, scores)
+    assert torch.allclose(torchs, ours, atol=1e-5, rtol=0)
