@@ -63,9 +63,10 @@ OV_CLONES bool rows_mm(const I* crow, const I* col, const float* val, const floa
     case 1: block_mm<1>(crow, col, val, x, out, r0, r1, C, c0, N, nnz, bad); c0 += 8; break;
     default: break;
   }
-  for (; c0 < C; ++c0) {
+  if (c0 < C) {  // the last < 8 columns, in one pass over the row's entries too
+    const int64_t n = C - c0;
     for (int64_t r = r0; r < r1; ++r) {
-      float acc = 0.f;
+      float acc[8] = {};
       const int64_t j0 = crow[r], j1 = crow[r + 1];
       bad |= j0 < 0 || j1 > nnz;
       for (int64_t j = j0 < 0 ? 0 : j0; j < (j1 > nnz ? nnz : j1); ++j) {
@@ -74,9 +75,11 @@ OV_CLONES bool rows_mm(const I* crow, const I* col, const float* val, const floa
           bad = true;
           continue;
         }
-        acc += val[j] * x[k * C + c0];
+        const float a = val[j];
+        const float* xs = x + k * C + c0;
+        for (int64_t c = 0; c < n; ++c) acc[c] += a * xs[c];
       }
-      out[r * C + c0] = acc;
+      std::memcpy(out + r * C + c0, acc, n * sizeof(float));
     }
   }
   return bad;

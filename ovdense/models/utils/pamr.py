@@ -130,11 +130,14 @@ class PAMR(nn.Module):
         group = max(8, _GROUP_BYTES // (rows * scores.element_size()) // 8 * 8)  # whole vectors of 8
         for b in range(B):
             for c in range(0, C, group):
-                # pixel-major and replicate-padded: a row's neighbours are rows of y
-                y = F.pad(scores[b:b + 1, c:c + group], [P] * 4, mode='replicate')[0].permute(1, 2, 0).reshape(rows, -1)
+                # pixel-major and replicate-padded: a row's neighbours are rows of y; zero columns up to whole
+                # vectors of 8 (they stay zero; the products run on whole vectors: 21 columns as 24 is 2.5x faster)
+                n = min(group, C - c)
+                y = F.pad(scores[b:b + 1, c:c + n], [P] * 4, mode='replicate')[0].permute(1, 2, 0)
+                y = F.pad(y, [0, -n % 8]).reshape(rows, -1)
                 for _ in range(self.num_iter):
                     y = _product(ops[b], y)
-                out[b, c:c + group] = y.view(H + 2 * P, W + 2 * P, -1)[P:P + H, P:P + W].permute(2, 0, 1)
+                out[b, c:c + n] = y.view(H + 2 * P, W + 2 * P, -1)[P:P + H, P:P + W, :n].permute(2, 0, 1)
         return out
 
     def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
