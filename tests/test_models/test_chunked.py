@@ -110,10 +110,10 @@ def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
     whole = pamr(image, scores)
     assert widths == [24] * 10 * 2  # fits the default group: one group per image, zero columns up to 3 x 8
     rows = (23 + 32) * (29 + 32)
-    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 12)  # 12 -> whole vectors: groups of 8, 8 and 3 (+5 zeros)
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 20)  # 20 -> whole vectors: groups of 16 and 3 (+5 zeros)
     widths.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
-    assert widths == [8] * 10 * 3 * 2
+    assert widths == ([16] * 10 + [8] * 10) * 2
     assert torch.allclose(whole, _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5, rtol=0)
 
 
