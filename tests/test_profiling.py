@@ -155,14 +155,14 @@ def test_a_sparse_product_counts_its_stored_entries():
 
 def test_pamr_counts_the_products_of_its_cpu_kernel():
     """PAMR's products on the CPU (torch.ops.ovdense.csr_mm) are counted: 10 iterations x 2 x 16 entries a pixel of
-    the padded grid x 3 columns."""
+    the padded grid x 8 columns."""
     from ovdense.models.utils.pamr import PAMR
     pamr = PAMR(10, (1, 2))
-    image, scores = torch.randn(1, 3, 9, 11), torch.randn(1, 3, 9, 11)
+    image, scores = torch.randn(1, 3, 9, 11), torch.randn(1, 8, 9, 11)
     prof = StageProfiler({'pamr': [(pamr, 'refine')]})
     with prof, prof.counting_flops():
         pamr(image, scores)
-    assert prof.stages['pamr'].flops == 10 * 2 * 16 * (9 + 4) * (11 + 4) * 3
+    assert prof.stages['pamr'].flops == 10 * 2 * 16 * (9 + 4) * (11 + 4) * 8
 
 
 def test_the_cpus_fused_attention_is_counted():
