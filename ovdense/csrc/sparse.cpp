@@ -22,22 +22,32 @@ typedef float v8 __attribute__((vector_size(32)));  // GCC/Clang vectors: AVX on
 #define OV_CLONES
 #endif
 
+#define OV_INLINE __attribute__((always_inline)) inline  // compiled into each clone of rows_mm, for its target
+
+// f(a, k) for each stored entry (value a, column k) of row r; an entry out of range (a row pointer outside [0, nnz],
+// a column outside [0, N)) is skipped and flagged in bad
+template <typename I, typename F>
+OV_INLINE void for_entries(const I* crow, const I* col, const float* val, int64_t r, int64_t N, int64_t nnz,
+                           bool& bad, F&& f) {
+  const int64_t j0 = crow[r], j1 = crow[r + 1];
+  bad |= j0 < 0 || j1 > nnz;
+  for (int64_t j = j0 < 0 ? 0 : j0; j < (j1 > nnz ? nnz : j1); ++j) {
+    const int64_t k = col[j];
+    if (k < 0 || k >= N) {
+      bad = true;
+      continue;
+    }
+    f(val[j], k);
+  }
+}
+
 // out[r, c0:c0 + 8 NB] for rows [r0, r1): NB vectors of 8 columns, held in registers across the row's entries
-// (an entry out of range (a row pointer outside [0, nnz], a column outside [0, N)) is skipped and flagged in bad)
 template <int NB, typename I>
-inline void block_mm(const I* crow, const I* col, const float* val, const float* x, float* out, int64_t r0,
-                     int64_t r1, int64_t C, int64_t c0, int64_t N, int64_t nnz, bool& bad) {
+OV_INLINE void block_mm(const I* crow, const I* col, const float* val, const float* x, float* out, int64_t r0,
+                        int64_t r1, int64_t C, int64_t c0, int64_t N, int64_t nnz, bool& bad) {
   for (int64_t r = r0; r < r1; ++r) {
     v8 acc[NB] = {};
-    const int64_t j0 = crow[r], j1 = crow[r + 1];
-    bad |= j0 < 0 || j1 > nnz;
-    for (int64_t j = j0 < 0 ? 0 : j0; j < (j1 > nnz ? nnz : j1); ++j) {
-      const int64_t k = col[j];
-      if (k < 0 || k >= N) {
-        bad = true;
-        continue;
-      }
-      const float a = val[j];
+    for_entries(crow, col, val, r, N, nnz, bad, [&](float a, int64_t k) {
       const v8 av = {a, a, a, a, a, a, a, a};
       const float* xs = x + k * C + c0;
       for (int q = 0; q < NB; ++q) {
@@ -45,7 +55,7 @@ inline void block_mm(const I* crow, const I* col, const float* val, const float*
         std::memcpy(&v, xs + 8 * q, sizeof(v));
         acc[q] += av * v;
       }
-    }
+    });
     std::memcpy(out + r * C + c0, acc, sizeof(acc));
   }
 }
@@ -67,18 +77,9 @@ OV_CLONES bool rows_mm(const I* crow, const I* col, const float* val, const floa
     const int64_t n = C - c0;
     for (int64_t r = r0; r < r1; ++r) {
       float acc[8] = {};
-      const int64_t j0 = crow[r], j1 = crow[r + 1];
-      bad |= j0 < 0 || j1 > nnz;
-      for (int64_t j = j0 < 0 ? 0 : j0; j < (j1 > nnz ? nnz : j1); ++j) {
-        const int64_t k = col[j];
-        if (k < 0 || k >= N) {
-          bad = true;
-          continue;
-        }
-        const float a = val[j];
-        const float* xs = x + k * C + c0;
-        for (int64_t c = 0; c < n; ++c) acc[c] += a * xs[c];
-      }
+      for_entries(crow, col, val, r, N, nnz, bad, [&](float a, int64_t k) {
+        for (int64_t c = 0; c < n; ++c) acc[c] += a * x[k * C + c0 + c];
+      });
       std::memcpy(out + r * C + c0, acc, n * sizeof(float));
     }
   }
