@@ -6,7 +6,7 @@ sparse matrix (:meth:`PAMR.operator`: a row per pixel of the padded grid, its 16
 ``num_iter`` times to the scores laid out pixel-major: each iteration reads the scores and the weights once, where 16
 shifted multiply-adds over the whole maps read them 16 times (the refinement is memory-bound: 10 iterations of ~30
 classes at 640 x 427 are 2.6 GFLOP, and 16 GB of memory traffic that way). On the CPU the product is ovdense's own
-kernel (``ovdense/csrc/sparse.cpp``, 2-3x faster than torch's: no zero-filled output and copy per product, a row's
+kernel (``ovdense/csrc/sparse.cpp``, about 2x faster than torch's: no zero-filled output and copy per product, a row's
 output in registers); elsewhere torch's. The sums are the reference's up to float rounding (the 16 terms added in
 another order).
 """
@@ -45,7 +45,7 @@ def _product(op: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if y.device.type != 'cpu' or y.dtype != torch.float32 or op.values().dtype != torch.float32:
         return op @ y
     if _ext is None:
-        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, 2-3x slower; '
+        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, about 2x slower; '
                       '`pip install --no-build-isolation -e .` in the checkout builds it')
         return op @ y
     return torch.ops.ovdense.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
