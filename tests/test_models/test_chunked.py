@@ -114,6 +114,10 @@ def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
     widths.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
     assert widths == ([16] * 10 + [8] * 10) * 2
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 4)  # fewer than 16 columns fit: groups of 16 anyway
+    widths.clear()
+    assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
+    assert widths == ([16] * 10 + [8] * 10) * 2
     assert torch.allclose(whole, _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5, rtol=0)
 
 
