@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mmseg.apis import MMSegInferencer
+from .registry import import_mmseg_models
 
-from .fileio import weights_only_checkpoints
-from .models.text.text_encoder import grounding_names
-from .vocabulary import Vocabulary
+import_mmseg_models()  # before mmseg.apis imports mmseg's models: without mmdet's (see ovdense.registry)
+
+from mmseg.apis import MMSegInferencer  # noqa: E402
+
+from .fileio import weights_only_checkpoints  # noqa: E402
+from .models.text.text_encoder import grounding_names  # noqa: E402
+from .vocabulary import Vocabulary  # noqa: E402
 
 
 class OVSegInferencer(MMSegInferencer):

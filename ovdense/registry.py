@@ -7,9 +7,17 @@ registries fall back to, and the detection-only names are registered there on de
 them by type name with the same ``custom_imports=dict(imports=['ovdense.models'])`` line, ``ovdense.detection``
 (which imports mmdet) being imported only when one of them is built. Importing ``ovdense.detection`` registers the
 detection modules into mmdet's registries directly.
+
+mmseg's own models import mmdet too (its MaskFormer and Mask2Former heads subclass mmdet's, and fall back to a plain
+module when mmdet is not installed): :func:`import_mmseg_models` imports them as if mmdet were absent, so that a
+segmentation process does not hold mmdet's models, and restores those two heads when they are built or detection is
+imported.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import sys
 from typing import Callable, TypeVar
 
 T = TypeVar('T', bound=type)
@@ -52,10 +60,74 @@ def register(kind: str = 'MODELS', *, mmseg: bool = True, mmdet: bool = True) ->
     return deco
 
 
+# mmseg's heads that subclass mmdet's (mmseg 1.x): module under mmseg.models.decode_heads -> class
+MMSEG_HEADS_FROM_MMDET = {'mask2former_head': 'Mask2FormerHead', 'maskformer_head': 'MaskFormerHead'}
+_HEADS_DEFERRED = False  # True while mmseg's heads above are the fallbacks it defines without mmdet
+
+
+class _WithoutMMDet(importlib.abc.MetaPathFinder):
+    """An import finder that answers every mmdet module as not installed."""
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name == 'mmdet' or name.startswith('mmdet.'):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return None
+
+
+def import_mmseg_models() -> None:
+    """Import ``mmseg.models`` without importing mmdet (about 0.2 GB of memory), when neither is imported yet.
+
+    mmseg imports mmdet only for :data:`MMSEG_HEADS_FROM_MMDET`, and defines them without it when mmdet is not
+    installed; this imports them that way, then registers builders in their place that re-import them with mmdet
+    when a config builds one. Importing ``ovdense.detection`` re-imports them too. Only a class taken from
+    ``mmseg.models`` by a Python import before that stays the fallback.
+    """
+    global _HEADS_DEFERRED
+    if 'mmseg.models' in sys.modules or 'mmdet' in sys.modules:
+        importlib.import_module('mmseg.models')
+        return
+    finder = _WithoutMMDet()
+    sys.meta_path.insert(0, finder)
+    try:
+        importlib.import_module('mmseg.models')
+    finally:
+        sys.meta_path.remove(finder)
+    from mmseg.registry import MODELS
+
+    def on_demand(name: str) -> Callable:
+        def build(*args, **kwargs):
+            restore_mmseg_heads()
+            return MODELS.get(name)(*args, **kwargs)
+        build.__name__ = build.__qualname__ = name
+        build.__doc__ = f"Re-imports mmseg's {name} with mmdet, then builds it."
+        return build
+
+    for name in MMSEG_HEADS_FROM_MMDET.values():
+        MODELS.register_module(name=name, module=on_demand(name), force=True)
+    _HEADS_DEFERRED = True
+
+
+def restore_mmseg_heads() -> None:
+    """Re-import the heads :func:`import_mmseg_models` deferred, now with mmdet: registry entries, the modules and
+    the names ``mmseg.models`` and ``mmseg.models.decode_heads`` export."""
+    global _HEADS_DEFERRED
+    if not _HEADS_DEFERRED:
+        return
+    _HEADS_DEFERRED = False
+    from mmseg.registry import MODELS
+    for module, name in MMSEG_HEADS_FROM_MMDET.items():
+        MODELS.module_dict.pop(name, None)  # the module registers its class again, without force
+        mod = importlib.reload(sys.modules[f'mmseg.models.decode_heads.{module}'])
+        for package in ('mmseg.models.decode_heads', 'mmseg.models'):
+            if hasattr(sys.modules[package], name):
+                setattr(sys.modules[package], name, getattr(mod, name))
+
+
 def enable_mmdet() -> None:
     """Register every shared module into mmdet's registries, and the ones imported later as they come."""
     global _MMDET
     _MMDET = True
+    restore_mmseg_heads()
     for kind, cls in _SHARED:
         _into_mmdet(kind, cls)
 

@@ -2,9 +2,12 @@
 (``custom_imports=dict(imports=['ovdense.models'])``); it never imports mmdet. The same line serves mmdet configs:
 the detection modules are imported when one is built (:func:`ovdense.registry.register_detection_on_demand`), or
 at once by ``import ovdense.detection``."""
+from ..registry import import_mmseg_models, register_detection_on_demand
+
+import_mmseg_models()  # first: mmseg's models without mmdet's (see ovdense.registry)
+
 from .. import fileio, hooks, runner, visualizer  # noqa: F401  (the atomic checkpoint backend, OVRunner (weights-only
 #                                                   loading), hooks, the visualiser naming each prediction's classes)
-from ..registry import register_detection_on_demand
 from .. import datasets  # noqa: F401  (registers the segmentation / CLIPSelf datasets)
 from ..evaluation import region, zero_shot_iou  # noqa: F401  (registers the metrics)
 from .backbones import OVCLIPViT, OVDenseCLIPViT, OVFViTBackbone
