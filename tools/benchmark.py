@@ -147,8 +147,8 @@ def run_scale(args) -> dict:
     from ovdense.apis import find_config, inference_model, init_model, read_image
     from ovdense.vocabulary import Vocabulary
     torch.set_num_threads(args.threads)
-    if args.model:
-        clip = dict(model_name=args.model)  # random weights of that architecture
+    if args.model:  # that architecture, random weights or --checkpoint
+        clip = dict(model_name=args.model, **({'checkpoint': args.checkpoint} if args.checkpoint else {}))
     else:
         from ovdense.assets import TINYCLIP_SYNTHETIC
         clip = dict(config_file=args.clip_config or TINYCLIP_SYNTHETIC['config_file'],
@@ -255,7 +255,7 @@ def main() -> None:
     p.add_argument('--boxes', type=int, default=6, help='clipself: regions per image')
     p.add_argument('--vfm', help="clipself: DeCLIP with this timm VFM (random weights), e.g. 'vit_base_patch14_reg4_dinov2'")
     p.add_argument('--config', help='scale / protocol / reference: config of the protocol (scale\'s default: the mode\'s Context-59 one)')
-    p.add_argument('--checkpoint', help='scale: local CLIP weights with --clip-config; protocol: local CLIP weights')
+    p.add_argument('--checkpoint', help='scale / protocol: local CLIP weights (of --model or --clip-config)')
     p.add_argument('--classes', type=int, help='scale: a vocabulary of this many made-up class names')
     p.add_argument('--templates', help='scale: prompt templates (a set name), default: the config\'s')
     p.add_argument('--budget', type=int, help='scale: the model\'s memory_budget in bytes (default: the model\'s)')

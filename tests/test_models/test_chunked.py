@@ -76,6 +76,42 @@ def test_resize_region_is_interpolate_and_split_invariant(src, dst, align_corner
     assert torch.equal(part, mine[:, region[0]:region[2], region[1]:region[3]])
 
 
+@pytest.mark.parametrize('src,dst', [((9, 13), (20, 31)), ((9, 13), (9, 31)), ((9, 13), (20, 13))])
+def test_resize_region_a_few_maps_at_a_time_is_bit_identical(monkeypatch, src, dst):
+    """Maps resized a slice at a time into the output (both axes, columns only, rows only; 4-d input): bit for bit
+    what one slice gives, row-major."""
+    from ovdense.models.utils import chunked
+    x = torch.randn(2, 7, *src)
+    region = (1, 2, dst[0] - 1, dst[1])
+    whole = resize_region(x, src, dst, region)
+    monkeypatch.setattr(chunked, '_SLICE_BYTES', (dst[0] - 2) * (dst[1] - 2) * 4 * 3)  # 3 maps: 14 in 5 slices
+    sliced = resize_region(x, src, dst, region)
+    assert sliced.shape == (2, 7, dst[0] - 2, dst[1] - 2) and sliced.is_contiguous()
+    assert torch.equal(sliced, whole)
+    assert resize_region(x[:, :0], src, dst, region).shape == (2, 0, dst[0] - 2, dst[1] - 2)
+
+
+def _rss_rise(fn):
+    """(bytes the process's resident memory rose to above where it was while ``fn`` ran, fn's result); Linux."""
+    def kib(key):
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key + ':'))
+    base = kib('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # the peak (VmHWM) restarts from the current size
+    out = fn()
+    return (kib('VmHWM') - base) * 1024, out
+
+
+@pytest.mark.skipif(not __import__('os').path.exists('/proc/self/clear_refs'), reason='reads Linux /proc peak RSS')
+def test_resize_region_temporaries_stay_small():
+    """56 maps to 480x640 (69 MB): the peak rises by less than twice the output (1.2-1.6x here; all maps at once:
+    3x)."""
+    x = torch.randn(56, 240, 320)
+    rise, out = _rss_rise(lambda: resize_region(x, (240, 320), (480, 640), (0, 0, 480, 640)))
+    assert rise < 2 * out.numel() * 4, rise / (out.numel() * 4)
+
+
 @pytest.mark.parametrize('hw', [(41, 37), (5, 7), (1, 19), (64, 96)])
 def test_pamr_sparse_operator_equals_stacked_reference(hw):
     """Odd sizes, images smaller than a dilation (every neighbour clamped), a batch of 2 with different images."""
@@ -86,6 +122,8 @@ def test_pamr_sparse_operator_equals_stacked_reference(hw):
     assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-5, rtol=0)
     ops = pamr.operator(pamr.affinity(image))  # built once, reused for another chunk of scores
     assert torch.allclose(pamr.refine(scores[:, :2], ops), ref[:, :2], atol=1e-5, rtol=0)
+    mine = scores.clone()
+    assert pamr.refine(mine, ops, inplace=True) is mine and torch.equal(mine, pamr.refine(scores, ops))
     one = pamr.operator(pamr.affinity(image[1:]))[0]
     cols = one.col_indices().long()
     for r in (0, one.shape[0] // 2, one.shape[0] - 1):  # a valid CSR: columns sorted and distinct in every row

@@ -305,7 +305,7 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
             if return_raw:
                 raw['logits_pre_pamr'][q0:q1, tile[0]:tile[2], tile[1]:tile[3]] = lg[inner]
             if self.pamr is not None:
-                lg = self.pamr.refine(lg[None], guide_aff)[0]
+                lg = self.pamr.refine(lg[None], guide_aff, inplace=True)[0]  # lg is this call's own
             lg = lg[inner]
             if return_raw:
                 raw['logits'][q0:q1, tile[0]:tile[2], tile[1]:tile[3]] = lg
