@@ -49,3 +49,18 @@ def test_csr_mm_names_what_it_refuses():
     bad_rows[-1] += 1
     with pytest.raises(RuntimeError, match='row pointer outside'):
         csr_mm(bad_rows, a.col_indices(), a.values(), torch.randn(10, 4))
+
+
+def test_csr_mm_out_writes_into_the_given_matrix():
+    a = _random_csr(300, 300, index=torch.int32, seed=3)
+    x = torch.randn(300, 24, generator=torch.Generator().manual_seed(4))
+    out = torch.full((300, 24), float('nan'))
+    args = a.crow_indices(), a.col_indices(), a.values()
+    assert csr_mm.out(*args, x, out=out) is out
+    assert torch.equal(out, csr_mm(*args, x))
+    with pytest.raises(RuntimeError, match='out must be a contiguous float32 CPU tensor of \\[300, 24\\]'):
+        csr_mm.out(*args, x, out=torch.empty(24, 300).t())
+    with pytest.raises(RuntimeError, match='out must be'):
+        csr_mm.out(*args, x, out=torch.empty(300, 23))
+    with pytest.raises(RuntimeError, match='refer to a single memory location'):  # its own input: rows read after they were overwritten
+        csr_mm.out(*args, x, out=x)

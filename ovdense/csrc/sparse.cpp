@@ -7,6 +7,7 @@
 // scalar loop, so the result does not depend on the number of threads.
 #include <torch/extension.h>
 
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
 #include <atomic>
@@ -17,7 +18,7 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));  // GCC/Clang vectors: AVX on x86-64-v3, two SSE/NEON otherwise
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define OV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define OV_CLONES
 #endif
@@ -86,8 +87,8 @@ OV_CLONES bool rows_mm(const I* crow, const I* col, const float* val, const floa
   return bad;
 }
 
-torch::Tensor csr_mm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& val,
-                     const torch::Tensor& x) {
+torch::Tensor& csr_mm_out(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& val,
+                          const torch::Tensor& x, torch::Tensor& out) {
   TORCH_CHECK(x.device().is_cpu() && val.device().is_cpu(), "csr_mm: CPU tensors only");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && val.scalar_type() == torch::kFloat,
               "csr_mm: float32 values and a 2-d float32 dense matrix, got ", val.scalar_type(), " and ", x.sizes());
@@ -96,10 +97,13 @@ torch::Tensor csr_mm(const torch::Tensor& crow, const torch::Tensor& col, const 
               "csr_mm: int32 or int64 indices, the same for rows and columns");
   TORCH_CHECK(crow.dim() == 1 && col.dim() == 1 && val.dim() == 1 && col.numel() == val.numel(),
               "csr_mm: 1-d row pointers, columns and values");
-  const auto xc = x.contiguous();
-  const auto cr = crow.contiguous(), cl = col.contiguous(), vl = val.contiguous();
   const int64_t R = crow.numel() - 1, C = x.size(1), N = x.size(0), nnz = col.numel();
-  auto out = torch::empty({R, C}, x.options());
+  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat && out.is_contiguous() &&
+                  out.dim() == 2 && out.size(0) == R && out.size(1) == C,
+              "csr_mm: out must be a contiguous float32 CPU tensor of [", R, ", ", C, "], got ", out.sizes());
+  const auto xc = x.contiguous();
+  at::assert_no_overlap(out, xc);  // the rows read would be overwritten while the product runs
+  const auto cr = crow.contiguous(), cl = col.contiguous(), vl = val.contiguous();
   const float* xp = xc.data_ptr<float>();
   const float* vp = vl.data_ptr<float>();
   float* op = out.data_ptr<float>();
@@ -116,12 +120,26 @@ torch::Tensor csr_mm(const torch::Tensor& crow, const torch::Tensor& col, const 
   return out;
 }
 
+torch::Tensor csr_mm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& val,
+                     const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2, "csr_mm: a 2-d float32 dense matrix, got ", x.sizes());
+  auto out = torch::empty({crow.numel() - 1, x.size(1)}, x.options());
+  return csr_mm_out(crow, col, val, x, out);
+}
+
 }  // namespace
 
 // torch.ops.ovdense.csr_mm, registered when ovdense._ext is imported: an operator of torch's dispatcher, so that
 // dispatch modes (torch's FlopCounterMode in ovdense.profiling) see it
-TORCH_LIBRARY(ovdense, m) { m.def("csr_mm(Tensor crow, Tensor col, Tensor val, Tensor x) -> Tensor"); }
+// (csr_mm.out writes into a given matrix: PAMR's iterations alternate two buffers instead of allocating one each)
+TORCH_LIBRARY(ovdense, m) {
+  m.def("csr_mm(Tensor crow, Tensor col, Tensor val, Tensor x) -> Tensor");
+  m.def("csr_mm.out(Tensor crow, Tensor col, Tensor val, Tensor x, *, Tensor(a!) out) -> Tensor(a!)");
+}
 
-TORCH_LIBRARY_IMPL(ovdense, CPU, m) { m.impl("csr_mm", &csr_mm); }
+TORCH_LIBRARY_IMPL(ovdense, CPU, m) {
+  m.impl("csr_mm", &csr_mm);
+  m.impl("csr_mm.out", &csr_mm_out);
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}

@@ -140,9 +140,10 @@ def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
     widths = []  # columns of each sparse product
     product = pamr_module._product
 
-    def recorded(op, y):
+    def recorded(op, y, out=None):
         widths.append(y.shape[1])
-        return product(op, y)
+        assert out is not None and out.shape == y.shape  # two buffers per group, alternated: no allocation per product
+        return product(op, y, out)
 
     monkeypatch.setattr(pamr_module, '_product', recorded)
     whole = pamr(image, scores)

@@ -40,15 +40,18 @@ def _shifted(x: torch.Tensor, dilations: Sequence[int],
             yield xp[..., d + dy * d:d + dy * d + H, d + dx * d:d + dx * d + W]
 
 
-def _product(op: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``op @ y`` for a sparse CSR ``op`` (R, N) and dense ``y`` (N, C): ovdense's kernel for float32 on the CPU."""
+def _product(op: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``op @ y`` for a sparse CSR ``op`` (R, N) and dense ``y`` (N, C): ovdense's kernel for float32 on the CPU,
+    written into ``out`` (R, C) when given (contiguous, not overlapping ``y``); elsewhere torch's (a new tensor)."""
     if y.device.type != 'cpu' or y.dtype != torch.float32 or op.values().dtype != torch.float32:
         return op @ y
     if _ext is None:
         warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, about 2x slower; '
                       '`pip install --no-build-isolation -e .` in the checkout builds it')
         return op @ y
-    return torch.ops.ovdense.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
+    if out is None:
+        return torch.ops.ovdense.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
+    return torch.ops.ovdense.csr_mm.out(op.crow_indices(), op.col_indices(), op.values(), y, out=out)
 
 
 class PAMR(nn.Module):
@@ -139,9 +142,11 @@ class PAMR(nn.Module):
                 # vectors of 8 (they stay zero; the products run on whole vectors: 21 columns as 24 is 2.5x faster)
                 n = min(group, C - c)
                 y = F.pad(scores[b:b + 1, c:c + n], [P] * 4, mode='replicate')[0].permute(1, 2, 0)
-                y = F.pad(y, [0, -n % 8]).reshape(rows, -1)
+                y = F.pad(y, [0, -n % 8]).reshape(rows, -1).contiguous()
+                spare = y.new_empty(y.shape)  # the iterations alternate two buffers: no allocation (page faults) each
                 for _ in range(self.num_iter):
-                    y = _product(ops[b], y)
+                    z = _product(ops[b], y, spare)
+                    y, spare = z, (y if z is spare else spare)
                 out[b, c:c + n] = y.view(H + 2 * P, W + 2 * P, -1)[P:P + H, P:P + W, :n].permute(2, 0, 1)
         return out
 
