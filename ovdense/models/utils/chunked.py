@@ -217,15 +217,27 @@ class SoftmaxReducer:
     def update(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
                keep: torch.Tensor | None = None) -> None:
         """Add a chunk: ``logits`` (q, h, w) of queries whose classes ``q2c`` (q,) are ``c0..c1-1``;
-        ``keep`` (c1 - c0,) bool: classes still allowed (area rule), None: all."""
-        z = logits.float() * self.scale
-        cl = self._argmax(self.class_logits(z, q2c, c0, c1), c0, keep)
+        ``keep`` (c1 - c0,) bool: classes still allowed (area rule), None: all.
+
+        The scaled logits are made a few queries at a time (twice: for the class maxima, then for the
+        exponentials), never all at once: the chunk's own size less at the peak."""
+        step = max(1, _SLICE_BYTES // max(logits[0].numel() * 4, 1))
+        parts = [(a, min(a + step, logits.shape[0])) for a in range(0, logits.shape[0], step)]
+        cl = logits.new_full((c1 - c0, *logits.shape[1:]), float('-inf'), dtype=torch.float32)
+        idx = (q2c - c0).to(logits.device)
+        for a, b in parts:  # the max over each class's synonyms (exact in any order)
+            cl.scatter_reduce_(0, idx[a:b].view(-1, 1, 1).expand(b - a, *logits.shape[1:]),
+                               logits[a:b].float() * self.scale, reduce='amax')
+        m = torch.maximum(self.m, cl.amax(0)) if self.track else None  # the max over all queries
+        cl = self._argmax(cl, c0, keep)
         if self.track:
-            m = torch.maximum(self.m, z.amax(0))
             rescale = torch.exp(self.m - m)
             if self.sc is not None:
                 self.sc.mul_(rescale).add_(torch.exp(cl - m).sum(0))
-            self.s.mul_(rescale).add_(z.sub_(m).exp_().sum(0))  # z (and cl, its alias) spent here
+            total = torch.zeros_like(self.s)
+            for a, b in parts:
+                total.add_((logits[a:b].float() * self.scale).sub_(m).exp_().sum(0))
+            self.s.mul_(rescale).add_(total)
             self.m = m
 
     def _argmax(self, cl: torch.Tensor, c0: int, keep: torch.Tensor | None) -> torch.Tensor:

@@ -133,21 +133,31 @@ class PAMR(nn.Module):
         out = scores if inplace else torch.empty_like(scores, memory_format=torch.contiguous_format)
         # the columns are independent: refined in groups whose scores stay in the CPU's cache across the iterations
         # (56 queries at 640 x 480, torch's product: 0.65 s in one group, 0.32 s in groups of 24)
-        rows = (H + 2 * P) * (W + 2 * P)
+        Hp, Wp = H + 2 * P, W + 2 * P
+        rows = Hp * Wp
         # whole vectors of 8, at least 16: where even 8 columns miss the cache, fewer passes over the matrix
         group = max(16, _GROUP_BYTES // (rows * scores.element_size()) // 8 * 8)
+        # two buffers for every group (the widest's size), alternated by the iterations: no allocation (and its page
+        # faults) per product, and the same memory group after group
+        flat = [scores.new_empty(rows * min(group, -(-C // 8) * 8)) for _ in range(2)]
         for b in range(B):
             for c in range(0, C, group):
                 # pixel-major and replicate-padded: a row's neighbours are rows of y; zero columns up to whole
                 # vectors of 8 (they stay zero; the products run on whole vectors: 21 columns as 24 is 2.5x faster)
                 n = min(group, C - c)
-                y = F.pad(scores[b:b + 1, c:c + n], [P] * 4, mode='replicate')[0].permute(1, 2, 0)
-                y = F.pad(y, [0, -n % 8]).reshape(rows, -1).contiguous()
-                spare = y.new_empty(y.shape)  # the iterations alternate two buffers: no allocation (page faults) each
+                w = n + -n % 8
+                y, spare = (f[:rows * w].view(rows, w) for f in flat)
+                grid = y.view(Hp, Wp, w)
+                grid[P:P + H, P:P + W, :n] = scores[b, c:c + n].permute(1, 2, 0)
+                grid[P:P + H, :P, :n] = grid[P:P + H, P:P + 1, :n]  # replicate padding, written where it goes
+                grid[P:P + H, P + W:, :n] = grid[P:P + H, P + W - 1:P + W, :n]
+                grid[:P, :, :n] = grid[P:P + 1, :, :n]
+                grid[P + H:, :, :n] = grid[P + H - 1:P + H, :, :n]
+                grid[..., n:] = 0
                 for _ in range(self.num_iter):
                     z = _product(ops[b], y, spare)
                     y, spare = z, (y if z is spare else spare)
-                out[b, c:c + n] = y.view(H + 2 * P, W + 2 * P, -1)[P:P + H, P:P + W, :n].permute(2, 0, 1)
+                out[b, c:c + n] = y.view(Hp, Wp, w)[P:P + H, P:P + W, :n].permute(2, 0, 1)
         return out
 
     def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
