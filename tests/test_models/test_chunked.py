@@ -112,6 +112,21 @@ def test_resize_region_temporaries_stay_small():
     assert rise < 2 * out.numel() * 4, rise / (out.numel() * 4)
 
 
+@pytest.mark.skipif(not __import__('os').path.exists('/proc/self/clear_refs'), reason='reads Linux /proc peak RSS')
+def test_reducer_scales_a_few_queries_at_a_time():
+    """56 queries of 21 classes at 480x640 (69 MB of logits): the update's peak stays below the logits' size (all
+    queries scaled at once: 1.4x it), and its result is the full recipe's."""
+    q2c = torch.arange(21).repeat_interleave(torch.tensor([3] * 14 + [2] * 7))  # 56 queries
+    logits = torch.randn(56, 480, 640, generator=torch.Generator().manual_seed(0))
+    red = SoftmaxReducer((480, 640), 40.0)
+    rise, _ = _rss_rise(lambda: red.update(logits, q2c, 0, 21))
+    assert rise < logits.numel() * 4, rise / (logits.numel() * 4)
+    z = logits[:, :8, :8] * 40.0
+    cl = torch.full((21, 8, 8), float('-inf')).scatter_reduce(0, q2c.view(-1, 1, 1).expand(56, 8, 8), z, 'amax')
+    assert torch.equal(red.label[:8, :8], cl.argmax(0))
+    assert torch.allclose(red.top_prob()[:8, :8], torch.softmax(z, 0).amax(0), atol=1e-6)  # the winner's query
+
+
 @pytest.mark.parametrize('hw', [(41, 37), (5, 7), (1, 19), (64, 96)])
 def test_pamr_sparse_operator_equals_stacked_reference(hw):
     """Odd sizes, images smaller than a dilation (every neighbour clamped), a batch of 2 with different images."""
