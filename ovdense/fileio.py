@@ -112,10 +112,15 @@ def checkpoint_load_error(path: str | Path) -> str | None:
     return None
 
 
-def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) -> None:
+def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) -> str | None:
     """Before ``--resume``: the checkpoint to resume from (``checkpoint``, or the work dir's last one, as
     mmengine picks it) must load. A truncated or corrupt one raises an error naming it and the newest
-    checkpoint of the work dir that does load, instead of a traceback from deep in the Runner.
+    checkpoint of the work dir that does load, instead of a traceback from deep in the Runner. An empty
+    ``last_checkpoint`` record (mmengine truncates, then writes it: a run killed in between leaves it empty, its
+    checkpoints whole) resumes from the newest checkpoint that loads, and says so.
+
+    Returns:
+        the checkpoint to resume from; None when there is none (mmengine starts from the beginning).
 
     Raises:
         CheckpointError: the checkpoint does not load.
@@ -123,20 +128,32 @@ def check_resumable(work_dir: str | Path, checkpoint: str | Path | None = None) 
     from mmengine.runner import find_latest_checkpoint
 
     from .clip import CheckpointError
+    work = Path(work_dir)
     path = Path(checkpoint) if checkpoint is not None else None
+
+    def newest_loading(exclude: Path | None = None) -> Path | None:
+        found = sorted((p for p in work.glob('*.pth') if exclude is None or p.resolve() != exclude.resolve()),
+                       key=lambda p: p.stat().st_mtime, reverse=True) if work.is_dir() else []
+        return next((p for p in found if checkpoint_load_error(p) is None), None)
+
     if path is None:
-        latest = find_latest_checkpoint(str(work_dir)) if Path(work_dir).is_dir() else None
+        latest = find_latest_checkpoint(str(work)) if work.is_dir() else None
         if latest is None:
-            return  # nothing to resume from: mmengine starts from the beginning
+            return None  # nothing to resume from: mmengine starts from the beginning
+        if not latest:
+            newest = newest_loading()
+            if newest is None:
+                raise CheckpointError(f'cannot resume: {work / "last_checkpoint"} is empty and no checkpoint in '
+                                      f'{work} loads')
+            print(f'{work / "last_checkpoint"} is empty (its write was interrupted): resuming from the newest '
+                  f'checkpoint that loads, {newest}', flush=True)
+            return str(newest)
         path = Path(latest)
 
-    load_error = checkpoint_load_error
-    error = load_error(path)
+    error = checkpoint_load_error(path)
     if error is None:
-        return
-    others = sorted((p for p in Path(work_dir).glob('*.pth') if p.resolve() != path.resolve()),
-                    key=lambda p: p.stat().st_mtime, reverse=True) if Path(work_dir).is_dir() else []
-    good = next((p for p in others if load_error(p) is None), None)
+        return str(path)
+    good = newest_loading(exclude=path)
     hint = (f'the last good one is {good}: resume from it with --resume {good}' if good is not None
             else f'no other checkpoint in {work_dir} loads')
     raise CheckpointError(f'cannot resume: checkpoint {path} does not load ({error}); {hint}')

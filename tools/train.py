@@ -39,10 +39,10 @@ def main() -> None:
     if args.resume:
         from ovdense.fileio import check_resumable
         try:
-            check_resumable(cfg.work_dir, None if args.resume == 'auto' else args.resume)
+            resume_from = check_resumable(cfg.work_dir, None if args.resume == 'auto' else args.resume)
         except ValueError as e:  # a corrupt checkpoint: name it and the last good one, no traceback
             raise SystemExit(f'error: {e}') from None
-        cfg.resume, cfg.load_from = True, None if args.resume == 'auto' else args.resume
+        cfg.resume, cfg.load_from = True, resume_from
     if args.launcher == 'pytorch':
         import torch
         if torch.cuda.is_available():

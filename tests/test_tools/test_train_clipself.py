@@ -108,6 +108,20 @@ def test_resume_from_a_truncated_checkpoint_names_the_last_good_one(setup, tmp_p
     assert (work / 'iter_6.pth').is_file()
 
 
+def test_resume_after_a_kill_that_emptied_last_checkpoint(setup, tmp_path):
+    """mmengine truncates ``last_checkpoint`` before writing it: a kill in between leaves it empty while the
+    checkpoint it was about to name is whole. --resume continues from the newest checkpoint that loads."""
+    _, config, _ = setup
+    work = tmp_path / 'work'
+    _train(config, work, '--cfg-options', 'train_cfg.max_iters=2')
+    (work / 'last_checkpoint').write_text('')
+    written = {p.name: p.stat().st_mtime_ns for p in work.glob('iter_*.pth')}
+    r = _train(config, work, '--resume', '--cfg-options', 'train_cfg.max_iters=3')
+    assert f'resuming from the newest checkpoint that loads, {work / "iter_2.pth"}' in r.stdout + r.stderr
+    assert (work / 'iter_3.pth').is_file()  # it went on from iteration 2, writing none of the earlier again
+    assert {n: (work / n).stat().st_mtime_ns for n in written} == written
+
+
 def test_two_processes_match_one_process(setup, tmp_path):
     _, config, _ = setup
     _train(config, tmp_path / 'one', '--cfg-options', 'train_cfg.max_iters=3')
