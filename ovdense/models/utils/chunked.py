@@ -100,6 +100,12 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
     return out.view(*lead, h, w)
 
 
+def _query_slices(logits: torch.Tensor) -> list[tuple[int, int]]:
+    """[a, b) ranges of the queries of ``logits`` (q, h, w) holding about _SLICE_BYTES of float32 maps each."""
+    step = max(1, _SLICE_BYTES // max(logits[0].numel() * 4, 1))
+    return [(a, min(a + step, logits.shape[0])) for a in range(0, logits.shape[0], step)]
+
+
 def tiles(height: int, width: int, tile: tuple[int, int]) -> Iterator[tuple[int, int, int, int]]:
     """Row-major tiles (y1, x1, y2, x2) of at most ``tile`` = (th, tw) pixels covering the image."""
     th, tw = tile
@@ -206,13 +212,19 @@ class SoftmaxReducer:
         self.best = torch.full(shape, float('-inf'), device=device)
         self.label = torch.zeros(shape, dtype=torch.long, device=device)
 
-    @staticmethod
-    def class_logits(z: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
-        """(c1 - c0, h, w) logit of each class of the chunk: the max over its synonyms' ``z`` (q, h, w)."""
-        if c1 - c0 == z.shape[0]:
-            return z
-        idx = (q2c - c0).to(z.device).view(-1, 1, 1).expand_as(z)
-        return z.new_full((c1 - c0, *z.shape[1:]), float('-inf')).scatter_reduce(0, idx, z, reduce='amax')
+    def class_logits(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
+                     bias: float = 0.0) -> torch.Tensor:
+        """(c1 - c0, h, w) logit of each class of the chunk: the max over its synonyms of ``scale * l + bias``, from
+        ``logits`` (q, h, w) scaled a few queries at a time, never all at once (the max is exact in any order)."""
+        if c1 - c0 == logits.shape[0]:  # one query per class
+            z = logits.float() * self.scale
+            return z.add_(bias) if bias else z
+        out = logits.new_full((c1 - c0, *logits.shape[1:]), float('-inf'), dtype=torch.float32)
+        idx = (q2c - c0).to(logits.device)
+        for a, b in _query_slices(logits):
+            z = logits[a:b].float() * self.scale
+            out.scatter_reduce_(0, idx[a:b].view(-1, 1, 1).expand_as(z), z.add_(bias) if bias else z, reduce='amax')
+        return out
 
     def update(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
                keep: torch.Tensor | None = None) -> None:
@@ -221,13 +233,7 @@ class SoftmaxReducer:
 
         The scaled logits are made a few queries at a time (twice: for the class maxima, then for the
         exponentials), never all at once: the chunk's own size less at the peak."""
-        step = max(1, _SLICE_BYTES // max(logits[0].numel() * 4, 1))
-        parts = [(a, min(a + step, logits.shape[0])) for a in range(0, logits.shape[0], step)]
-        cl = logits.new_full((c1 - c0, *logits.shape[1:]), float('-inf'), dtype=torch.float32)
-        idx = (q2c - c0).to(logits.device)
-        for a, b in parts:  # the max over each class's synonyms (exact in any order)
-            cl.scatter_reduce_(0, idx[a:b].view(-1, 1, 1).expand(b - a, *logits.shape[1:]),
-                               logits[a:b].float() * self.scale, reduce='amax')
+        cl = self.class_logits(logits, q2c, c0, c1)
         m = torch.maximum(self.m, cl.amax(0)) if self.track else None  # the max over all queries
         cl = self._argmax(cl, c0, keep)
         if self.track:
@@ -235,7 +241,7 @@ class SoftmaxReducer:
             if self.sc is not None:
                 self.sc.mul_(rescale).add_(torch.exp(cl - m).sum(0))
             total = torch.zeros_like(self.s)
-            for a, b in parts:
+            for a, b in _query_slices(logits):
                 total.add_((logits[a:b].float() * self.scale).sub_(m).exp_().sum(0))
             self.s.mul_(rescale).add_(total)
             self.m = m
@@ -259,7 +265,7 @@ class SoftmaxReducer:
               *, renormalize: bool = False, pixels: tuple[slice, slice] = (slice(None), slice(None))) -> torch.Tensor:
         """(c1 - c0, h', w') class probabilities of a chunk, once every chunk has been added; ``logits``
         (q, h', w') are those of the tile's ``pixels`` (row and column slices)."""
-        cl = self.class_logits(logits.float() * self.scale, q2c, c0, c1)
+        cl = self.class_logits(logits, q2c, c0, c1)
         p = torch.exp(cl - self.m[pixels]) / (self.sc if renormalize else self.s)[pixels]
         if keep is not None:
             p = p * keep.to(p.device, p.dtype).view(-1, 1, 1)
@@ -281,7 +287,7 @@ class SigmoidReducer(SoftmaxReducer):
 
     def update(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int,
                keep: torch.Tensor | None = None) -> None:
-        cl = self._argmax(self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1), c0, keep)
+        cl = self._argmax(self.class_logits(logits, q2c, c0, c1, self.bias), c0, keep)
         if self.sc is not None:
             self.sc.add_(torch.sigmoid(cl).sum(0))
 
@@ -290,7 +296,7 @@ class SigmoidReducer(SoftmaxReducer):
 
     def probs(self, logits: torch.Tensor, q2c: torch.Tensor, c0: int, c1: int, keep: torch.Tensor | None = None,
               *, renormalize: bool = False, pixels: tuple[slice, slice] = (slice(None), slice(None))) -> torch.Tensor:
-        p = torch.sigmoid(self.class_logits(logits.float() * self.scale + self.bias, q2c, c0, c1))
+        p = torch.sigmoid(self.class_logits(logits, q2c, c0, c1, self.bias))
         if keep is not None:
             p = p * keep.to(p.device, p.dtype).view(-1, 1, 1)
         return p / self.sc[pixels] if renormalize else p
