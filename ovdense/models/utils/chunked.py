@@ -100,6 +100,46 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
     return out.view(*lead, h, w)
 
 
+def resize_matrix(in_len: int, out_len: int, start: int, stop: int, *,
+                  align_corners: bool = False) -> torch.Tensor:
+    """(stop - start, in_len) float64 matrix of a linear resize from ``in_len`` to ``out_len`` samples, rows
+    ``start..stop``: two weights per row (:func:`_axis`, ATen's rule); the identity's rows when the sizes match."""
+    if in_len == out_len:
+        return torch.eye(in_len, dtype=torch.float64)[start:stop].clone()
+    m = torch.zeros(stop - start, in_len, dtype=torch.float64)
+    i0, i1, w1 = _axis(in_len, out_len, start, stop, align_corners=align_corners)
+    rows = torch.arange(stop - start)
+    w1 = w1.double()
+    m.index_put_((rows, i0), 1 - w1, accumulate=True)
+    return m.index_put_((rows, i1), w1, accumulate=True)
+
+
+def stitch_operator(spans: Sequence[tuple[int, int]], patches: int, size: int, pad: int, in_len: int,
+                    out_len: int, start: int, stop: int) -> torch.Tensor:
+    """One axis of sliding-window stitching as matrices: (G, stop - start, patches) float64, one per window span.
+
+    The windows cover ``spans`` [a, b) of an axis of ``in_len`` input samples; each window's ``patches`` patch
+    logits are bilinearly upsampled to its padded ``size`` (its first input sample at ``pad``), summed where
+    windows overlap, divided by how many cover the sample, and resized to ``out_len``; rows ``start..stop`` of
+    the result. On a grid of windows (every row span with every column span) the stitched logits of window
+    (i, j) are ``sum_ij R[i] @ X_ij @ C[j].T`` with ``R``/``C`` this operator of the rows/columns: the
+    per-window recipe (:func:`resize_region` per window, then over the image) up to float rounding, in two
+    matrix products whose only full-size write is their output.
+    """
+    a0, b0 = source_span(in_len, out_len, start, stop)
+    final = resize_matrix(in_len, out_len, start, stop)[:, a0:b0]
+    stitched = torch.zeros(len(spans), b0 - a0, patches, dtype=torch.float64)
+    count = torch.zeros(b0 - a0, 1, dtype=torch.float64)
+    for g, (a, b) in enumerate(spans):
+        lo, hi = max(a, a0), min(b, b0)
+        if lo < hi:
+            stitched[g, lo - a0:hi - a0] = resize_matrix(patches, size, lo - a + pad, hi - a + pad)
+            count[lo - a0:hi - a0] += 1
+    if not count.all():
+        raise ValueError(f'the window spans {list(spans)} leave input samples of [{a0}, {b0}) uncovered')
+    return final @ (stitched / count)
+
+
 def _query_slices(logits: torch.Tensor) -> list[tuple[int, int]]:
     """[a, b) ranges of the queries of ``logits`` (q, h, w) holding about _SLICE_BYTES of float32 maps each."""
     step = max(1, _SLICE_BYTES // max(logits[0].numel() * 4, 1))
