@@ -34,17 +34,6 @@ def matmul_gflops(n: int = 3072, *, repeat: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def _mm_flops(a: torch.Tensor, b: torch.Tensor, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
-    """``aten.mm`` FLOPs with a sparse operand counted by its stored entries (torch's formula takes the dense shape:
-    PAMR's (N, N) CSR operator would count as N x N)."""
-    if a.layout != torch.strided:
-        return 2 * a._nnz() * b.shape[1]
-    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
-
-
-_mm_flops._get_raw = True  # FlopCounterMode passes the tensors, not their shapes
-
-
 def _cpu_sdpa_flops(query_shape: torch.Size, key_shape: torch.Size, value_shape: torch.Size, *args: Any,
                     out_shape: Any = None, **kwargs: Any) -> int:
     """FLOPs of ``aten._scaled_dot_product_flash_attention_for_cpu`` (the CPU's fused attention), which torch's
@@ -52,19 +41,18 @@ def _cpu_sdpa_flops(query_shape: torch.Size, key_shape: torch.Size, value_shape:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _csr_mm_flops(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor, *args: Any,
-                  out_val: Any = None, **kwargs: Any) -> int:
-    """FLOPs of ``torch.ops.ovdense.csr_mm`` (PAMR's sparse product on the CPU): 2 per stored entry and column."""
-    return 2 * col.numel() * x.shape[1]
+def _pamr_step_flops(x: torch.Tensor, aff: torch.Tensor, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """FLOPs of ``torch.ops.ovdense.pamr_step`` (a PAMR iteration on the CPU): a multiply-add per affinity, map and
+    pixel."""
+    return 2 * aff.numel() * x.shape[0]
 
 
-_csr_mm_flops._get_raw = True
+_pamr_step_flops._get_raw = True
 
 # what FlopCounterMode lacks or counts wrong
-_FLOP_FORMULAS = {torch.ops.aten.mm: _mm_flops,
-                  torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
 if _ext is not None:
-    _FLOP_FORMULAS[torch.ops.ovdense.csr_mm] = _csr_mm_flops
+    _FLOP_FORMULAS[torch.ops.ovdense.pamr_step] = _pamr_step_flops
 
 
 @dataclass
@@ -135,8 +123,9 @@ class StageProfiler:
 
     @contextmanager
     def counting_flops(self) -> Iterator[FlopCounterMode]:
-        """Count FLOPs (matmuls, convolutions, attention: torch's :class:`FlopCounterMode`; a sparse matrix's product
-        by its stored entries, the CPU's fused attention as the GPU's) of every stage meanwhile; times measured meanwhile include the counter's overhead."""
+        """Count FLOPs (matmuls, convolutions, attention: torch's :class:`FlopCounterMode`; the CPU's fused attention
+        as the GPU's, PAMR's CPU kernel by its multiply-adds) of every stage meanwhile; times measured meanwhile
+        include the counter's overhead."""
         with FlopCounterMode(display=False, custom_mapping=_FLOP_FORMULAS) as counter:
             self._counter = counter
             try:

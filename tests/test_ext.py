@@ -1,66 +1,68 @@
-"""ovdense._ext (ovdense/csrc/sparse.cpp): torch.ops.ovdense.csr_mm, the CPU sparse product PAMR runs on, against
-torch's."""
+"""ovdense._ext (ovdense/csrc/stencil.cpp): torch.ops.ovdense.pamr_step, the CPU kernel PAMR's iterations run on,
+against the same step written with torch."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ovdense import _ext  # noqa: F401  (registers torch.ops.ovdense.csr_mm)
+from ovdense import _ext  # noqa: F401  (registers torch.ops.ovdense.pamr_step)
 
-csr_mm = torch.ops.ovdense.csr_mm
+step = torch.ops.ovdense.pamr_step.out
+OFFSETS = [(dy * d, dx * d) for d in (1, 3) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
-def _random_csr(rows: int, cols: int, *, index: torch.dtype, seed: int) -> torch.Tensor:
-    """Rows of 0 to 20 entries (an empty row included), columns sorted and distinct."""
+def _torch_step(x: torch.Tensor, aff: torch.Tensor, offsets, P: int) -> torch.Tensor:
+    """The step as torch would write it: each pixel's affinity-weighted neighbours, then the border replicated."""
+    H, W = aff.shape[-2:]
+    acc = torch.zeros(x.shape[0], H, W, dtype=torch.float64)
+    for k, (dy, dx) in enumerate(offsets):
+        acc += aff[k].double() * x[:, P + dy:P + dy + H, P + dx:P + dx + W].double()
+    return F.pad(acc[None], [P] * 4, mode='replicate')[0].float()
+
+
+def _padded(C: int, H: int, W: int, P: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    counts = torch.randint(0, min(cols, 20) + 1, (rows,), generator=g)
-    counts[rows // 2] = 0
-    crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-    col = torch.cat([torch.randperm(cols, generator=g)[:int(n)].sort().values for n in counts])
-    val = torch.randn(int(crow[-1]), generator=g)
-    return torch.sparse_csr_tensor(crow.to(index), col.to(index), val, (rows, cols))
+    maps = F.pad(torch.randn(1, C, H, W, generator=g), [P] * 4, mode='replicate')[0]
+    return maps, torch.softmax(torch.randn(len(OFFSETS), H, W, generator=g), 0)
 
 
-@pytest.mark.parametrize('index', [torch.int32, torch.int64])
-@pytest.mark.parametrize('width', [1, 3, 8, 13, 24, 32, 37, 70])  # whole vectors, a remainder, several blocks of 32
-def test_csr_mm_equals_torch(index, width):
-    a = _random_csr(300, 257, index=index, seed=width)
-    x = torch.randn(257, width, generator=torch.Generator().manual_seed(1))
-    ours = csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
-    assert ours.shape == (300, width)
-    assert torch.allclose(ours, a.to_dense() @ x, atol=1e-5, rtol=1e-5)
-    assert torch.equal(ours[150], torch.zeros(width))  # the empty row
+# widths: a remainder only (< 8), one vector of 8, 16 + remainder, 32 + 8 + remainder; maps: blocks of 4 and single
+@pytest.mark.parametrize('C,H,W', [(1, 5, 3), (4, 9, 8), (5, 6, 21), (9, 11, 45), (3, 1, 1)])
+def test_pamr_step_equals_torch(C, H, W):
+    P = 3
+    x, aff = _padded(C, H, W, P, seed=C * W)
+    out = torch.full_like(x, float('nan'))
+    assert step(x, aff, *map(list, zip(*OFFSETS)), out=out) is out
+    assert torch.allclose(out, _torch_step(x, aff, OFFSETS, P), atol=1e-5, rtol=0)
 
 
-def test_csr_mm_reads_a_strided_dense_matrix():
-    a = _random_csr(40, 30, index=torch.int32, seed=0)
-    x = torch.randn(17, 30).t()  # (30, 17), not contiguous
-    ours = csr_mm(a.crow_indices(), a.col_indices(), a.values(), x)
-    assert torch.allclose(ours, a.to_dense() @ x, atol=1e-5, rtol=1e-5)
+def test_pamr_step_does_not_depend_on_the_threads():
+    x, aff = _padded(6, 40, 37, 3, seed=0)
+    dy, dx = map(list, zip(*OFFSETS))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = step(x, aff, dy, dx, out=torch.empty_like(x))
+        torch.set_num_threads(2)
+        two = step(x, aff, dy, dx, out=torch.empty_like(x))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
 
 
-def test_csr_mm_names_what_it_refuses():
-    a = _random_csr(10, 10, index=torch.int32, seed=0)
+def test_pamr_step_names_what_it_refuses():
+    x, aff = _padded(2, 6, 7, 3, seed=1)
+    dy, dx = map(list, zip(*OFFSETS))
     with pytest.raises(RuntimeError, match='float32'):
-        csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(10, 4, dtype=torch.float64))
-    with pytest.raises(RuntimeError, match='indices'):
-        csr_mm(a.crow_indices().long(), a.col_indices(), a.values(), torch.randn(10, 4))
-    with pytest.raises(RuntimeError, match='column index outside'):  # read nothing outside the dense matrix
-        csr_mm(a.crow_indices(), a.col_indices(), a.values(), torch.randn(5, 4))
-    bad_rows = a.crow_indices().clone()
-    bad_rows[-1] += 1
-    with pytest.raises(RuntimeError, match='row pointer outside'):
-        csr_mm(bad_rows, a.col_indices(), a.values(), torch.randn(10, 4))
-
-
-def test_csr_mm_out_writes_into_the_given_matrix():
-    a = _random_csr(300, 300, index=torch.int32, seed=3)
-    x = torch.randn(300, 24, generator=torch.Generator().manual_seed(4))
-    out = torch.full((300, 24), float('nan'))
-    args = a.crow_indices(), a.col_indices(), a.values()
-    assert csr_mm.out(*args, x, out=out) is out
-    assert torch.equal(out, csr_mm(*args, x))
-    with pytest.raises(RuntimeError, match='out must be a contiguous float32 CPU tensor of \\[300, 24\\]'):
-        csr_mm.out(*args, x, out=torch.empty(24, 300).t())
-    with pytest.raises(RuntimeError, match='out must be'):
-        csr_mm.out(*args, x, out=torch.empty(300, 23))
-    with pytest.raises(RuntimeError, match='refer to a single memory location'):  # its own input: rows read after they were overwritten
-        csr_mm.out(*args, x, out=x)
+        step(x.double(), aff, dy, dx, out=torch.empty_like(x))
+    with pytest.raises(RuntimeError, match='one \\(dy, dx\\) offset per affinity'):
+        step(x, aff, dy[:-1], dx[:-1], out=torch.empty_like(x))
+    with pytest.raises(RuntimeError, match='maps of \\(H \\+ 2P, W \\+ 2P\\)'):
+        step(x[:, :-1], aff, dy, dx, out=torch.empty_like(x[:, :-1]))
+    with pytest.raises(RuntimeError, match='beyond the maps\' border'):  # read nothing outside the maps
+        step(x, aff, [4] + dy[1:], dx, out=torch.empty_like(x))
+    with pytest.raises(RuntimeError, match='out must be a contiguous'):
+        step(x, aff, dy, dx, out=torch.empty(x.shape[::-1]).permute(2, 1, 0))
+    with pytest.raises(RuntimeError, match='out must be a contiguous'):
+        step(x, aff, dy, dx, out=torch.empty(3, *x.shape[1:]))
+    with pytest.raises(RuntimeError, match='single memory location'):  # maps read would be overwritten while the step runs
+        step(x, aff, dy, dx, out=x)

@@ -128,50 +128,49 @@ def test_reducer_scales_a_few_queries_at_a_time():
 
 
 @pytest.mark.parametrize('hw', [(41, 37), (5, 7), (1, 19), (64, 96)])
-def test_pamr_sparse_operator_equals_stacked_reference(hw):
+def test_pamr_equals_stacked_reference(hw):
     """Odd sizes, images smaller than a dilation (every neighbour clamped), a batch of 2 with different images."""
     g = torch.Generator().manual_seed(1)
     image, scores = torch.randn(2, 3, *hw, generator=g), torch.randn(2, 5, *hw, generator=g)
     pamr = PAMR(10, (8, 16))
     ours, ref = pamr(image, scores), _stacked_pamr(image, scores, 10, (8, 16))
     assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-5, rtol=0)
-    ops = pamr.operator(pamr.affinity(image))  # built once, reused for another chunk of scores
-    assert torch.allclose(pamr.refine(scores[:, :2], ops), ref[:, :2], atol=1e-5, rtol=0)
+    aff = pamr.affinity(image)  # computed once, reused for another chunk of scores
+    assert torch.allclose(pamr.refine(scores[:, :2], aff), ref[:, :2], atol=1e-5, rtol=0)
     mine = scores.clone()
-    assert pamr.refine(mine, ops, inplace=True) is mine and torch.equal(mine, pamr.refine(scores, ops))
-    one = pamr.operator(pamr.affinity(image[1:]))[0]
-    cols = one.col_indices().long()
-    for r in (0, one.shape[0] // 2, one.shape[0] - 1):  # a valid CSR: columns sorted and distinct in every row
-        row = cols[one.crow_indices()[r]:one.crow_indices()[r + 1]]
-        assert (row[1:] > row[:-1]).all()
+    assert pamr.refine(mine, aff, inplace=True) is mine and torch.equal(mine, pamr.refine(scores, aff))
+    with pytest.raises(ValueError, match='affinities of shape'):
+        pamr.refine(scores, aff[:1])
 
 
-def test_pamr_refines_queries_in_cache_sized_groups(monkeypatch):
-    """Scores too large for the cache are refined a group of columns at a time: the same result."""
+def test_pamr_refines_maps_in_cache_sized_groups(monkeypatch):
+    """Maps too many for the cache are refined a group at a time through all iterations: the same result, two
+    buffers per image alternated (no allocation per iteration)."""
     from ovdense.models.utils import pamr as pamr_module
     g = torch.Generator().manual_seed(2)
     image, scores = torch.randn(2, 3, 23, 29, generator=g), torch.randn(2, 19, 23, 29, generator=g)
     pamr = PAMR(10, (8, 16))
-    widths = []  # columns of each sparse product
-    product = pamr_module._product
+    groups, buffers = [], set()  # maps of each step, the memory each step reads and writes
+    step = pamr_module._step
 
-    def recorded(op, y, out=None):
-        widths.append(y.shape[1])
-        assert out is not None and out.shape == y.shape  # two buffers per group, alternated: no allocation per product
-        return product(op, y, out)
+    def recorded(x, aff, dy, dx, out):
+        groups.append(x.shape[0])
+        assert out.shape == x.shape and out.data_ptr() != x.data_ptr()
+        buffers.update((x.untyped_storage().data_ptr(), out.untyped_storage().data_ptr()))
+        return step(x, aff, dy, dx, out)
 
-    monkeypatch.setattr(pamr_module, '_product', recorded)
+    monkeypatch.setattr(pamr_module, '_step', recorded)
     whole = pamr(image, scores)
-    assert widths == [24] * 10 * 2  # fits the default group: one group per image, zero columns up to 3 x 8
-    rows = (23 + 32) * (29 + 32)
-    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 20)  # 20 -> whole vectors: groups of 16 and 3 (+5 zeros)
-    widths.clear()
+    assert groups == [19] * 10 * 2 and len(buffers) == 2  # fits the default group: one group per image
+    plane = (23 + 32) * (29 + 32) * 4
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', plane * 9)  # 9 maps -> whole multiples of 4: groups of 8
+    groups.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
-    assert widths == ([16] * 10 + [8] * 10) * 2
-    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', rows * 4 * 4)  # fewer than 16 columns fit: groups of 16 anyway
-    widths.clear()
+    assert groups == ([8] * 10 + [8] * 10 + [3] * 10) * 2
+    monkeypatch.setattr(pamr_module, '_GROUP_BYTES', plane * 2)  # fewer than 4 fit: groups of 4 anyway
+    groups.clear()
     assert torch.allclose(pamr(image, scores), whole, atol=1e-6, rtol=0)
-    assert widths == ([16] * 10 + [8] * 10) * 2
+    assert groups == ([4] * 10 * 4 + [3] * 10) * 2
     assert torch.allclose(whole, _stacked_pamr(image, scores, 10, (8, 16)), atol=1e-5, rtol=0)
 
 
@@ -343,7 +342,7 @@ def test_chunked_postprocess_equals_mmseg(tiny_clip, flip):
 
 
 def test_pamr_without_the_compiled_extension_says_so_and_refines_the_same(monkeypatch):
-    """A checkout used without building ovdense._ext: torch's sparse product, with a warning naming the fix."""
+    """A checkout used without building ovdense._ext: the shifted sums, with a warning naming the fix."""
     from ovdense.models.utils import pamr as pamr_module
     g = torch.Generator().manual_seed(3)
     image, scores = torch.randn(1, 3, 21, 26, generator=g), torch.randn(1, 11, 21, 26, generator=g)

@@ -329,10 +329,10 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         C = int(query_to_class.max()) + 1
         halo = self.pamr.halo if self.pamr is not None else 0
         plan = plan_chunks(query_to_class, out_hw, budget=self.memory_budget, halo=halo,
-                           # per pixel: running statistics and labels, + PAMR's operator (16 weights and 16 columns
-                           # per pixel of the grown tile) and the 16 affinities it is built from;
-                           # per query and pixel: the window logits, the two resize passes and their temporaries
-                           # (PAMR's three copies come after those are freed)
+                           # per pixel: running statistics and labels, + PAMR's 16 affinities per pixel of the grown
+                           # tile (32 while their softmax runs, and the guide image's statistics: at most 48);
+                           # per query and pixel: the logits and the stitching's temporaries (at most 7; PAMR refines
+                           # them in place through two buffers of a few maps)
                            bytes_per_px=4 * (8 + (48 if self.pamr is not None else 0)), bytes_per_query_px=4 * 7,
                            tile=self.tile_size, max_queries=self.chunk_queries)
         windows = self.window_features(image, text, progress=progress)
@@ -371,8 +371,8 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
                 ext = expand(tile, plan.halo, H0, W0)
                 aff = None
                 if self.pamr is not None:
-                    # the refinement as one sparse matrix, built once per tile for every chunk of queries
-                    aff = self.pamr.operator(self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None]))
+                    # the affinities, computed once per tile for every chunk of queries
+                    aff = self.pamr.affinity(resize_region(image, in_hw, out_hw, ext)[None])
                 reuse = keep is not None and t in stats
                 red = self.reducer((tile[2] - tile[0], tile[3] - tile[1]), probs=need_stats and not reuse,
                                    renormalize=return_probs and self.renormalize, device=image.device, match=match)

@@ -1,14 +1,12 @@
 """PAMR: pixel-adaptive mask refinement (Araslanov & Roth, CVPR 2020), as NACLIP applies it.
 
 The affinities are computed as the reference does (one shifted view at a time, in place, instead of 16 stacked
-copies). The refinement ``s <- sum_n aff_n * s_n`` is linear with the same weights every iteration, so it is one
-sparse matrix (:meth:`PAMR.operator`: a row per pixel of the padded grid, its 16 neighbours' weights) applied
-``num_iter`` times to the scores laid out pixel-major: each iteration reads the scores and the weights once, where 16
-shifted multiply-adds over the whole maps read them 16 times (the refinement is memory-bound: 10 iterations of ~30
-classes at 640 x 427 are 2.6 GFLOP, and 16 GB of memory traffic that way). On the CPU the product is ovdense's own
-kernel (``ovdense/csrc/sparse.cpp``, about 2x faster than torch's: no zero-filled output and copy per product, a row's
-output in registers); elsewhere torch's. The sums are the reference's up to float rounding (the 16 terms added in
-another order).
+copies). The refinement ``s <- sum_n aff_n * s_n`` (10 iterations over every score map, each reading 16 neighbours
+of the replicate-padded maps) is memory-bound: 10 iterations of 56 queries at 640 x 480 are 5.5 GFLOP and, as 16
+shifted multiply-adds over the whole maps, 22 GB of memory traffic. On the CPU it runs as ovdense's stencil kernel
+(``ovdense/csrc/stencil.cpp``): channel-major maps padded once, a few maps at a time through all iterations (they
+stay in the cache), every load a contiguous vector; elsewhere as the shifted sums (the reference's formulation,
+one neighbour at a time). The sums are the reference's up to float rounding (the 16 terms added in another order).
 """
 from __future__ import annotations
 
@@ -19,11 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-_GROUP_BYTES = 32 * 2 ** 20  # scores refined together by PAMR.refine (groups of 16-33 MB were the fastest here)
+_GROUP_BYTES = 16 * 2 ** 20  # padded score maps refined together through all iterations (8-16 MB: the fastest here)
 
 try:
-    from ovdense import _ext  # registers torch.ops.ovdense.csr_mm
-except ImportError as e:  # a checkout used without `pip install -e .`: said at the products on the CPU
+    from ovdense import _ext  # registers torch.ops.ovdense.pamr_step
+except ImportError as e:  # a checkout used without `pip install -e .`: said at the refinement on the CPU
     _ext, _EXT_ERROR = None, e
 
 _OFFSETS8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
@@ -40,18 +38,21 @@ def _shifted(x: torch.Tensor, dilations: Sequence[int],
             yield xp[..., d + dy * d:d + dy * d + H, d + dx * d:d + dx * d + W]
 
 
-def _product(op: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``op @ y`` for a sparse CSR ``op`` (R, N) and dense ``y`` (N, C): ovdense's kernel for float32 on the CPU,
-    written into ``out`` (R, C) when given (contiguous, not overlapping ``y``); elsewhere torch's (a new tensor)."""
-    if y.device.type != 'cpu' or y.dtype != torch.float32 or op.values().dtype != torch.float32:
-        return op @ y
+def _step(x: torch.Tensor, aff: torch.Tensor, dy: list[int], dx: list[int], out: torch.Tensor) -> torch.Tensor:
+    """One iteration of ovdense's CPU kernel on padded maps ``x`` (n, H + 2P, W + 2P) into ``out`` (the same shape),
+    its border padded too; ``aff`` (16, H, W) the affinities of neighbours (``dy``, ``dx``)."""
+    return torch.ops.ovdense.pamr_step.out(x, aff, dy, dx, out=out)
+
+
+def _use_kernel(scores: torch.Tensor, aff: torch.Tensor) -> bool:
+    """Whether ovdense's CPU kernel refines these float32 CPU tensors (said once when it is not built)."""
+    if scores.device.type != 'cpu' or scores.dtype != torch.float32 or aff.dtype != torch.float32:
+        return False
     if _ext is None:
-        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR uses torch\'s sparse product, about 2x slower; '
+        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR runs as shifted sums, several times slower; '
                       '`pip install --no-build-isolation -e .` in the checkout builds it')
-        return op @ y
-    if out is None:
-        return torch.ops.ovdense.csr_mm(op.crow_indices(), op.col_indices(), op.values(), y)
-    return torch.ops.ovdense.csr_mm.out(op.crow_indices(), op.col_indices(), op.values(), y, out=out)
+        return False
+    return True
 
 
 class PAMR(nn.Module):
@@ -94,70 +95,51 @@ class PAMR(nn.Module):
             aff[:, k] = (image - v).abs_().div_(denom).mean(1).neg_()
         return torch.softmax(aff, 1)
 
-    def operator(self, aff: torch.Tensor) -> list[torch.Tensor]:
-        """The refinement step as sparse CSR matrices, one per image, from affinities (B, 16, H, W).
+    def offsets(self) -> list[tuple[int, int]]:
+        """(dy, dx) in pixels of each affinity channel's neighbour, in :meth:`affinity`'s order."""
+        return [(dy * d, dx * d) for d in self.dilations for dy, dx in _OFFSETS8]
 
-        They act on the scores replicate-padded by the largest dilation ``P``, pixel-major: ((H+2P)*(W+2P), C).
-        The row of a pixel holds its 16 neighbours' weights (columns sorted and distinct: neighbours are fixed
-        offsets on the padded grid); a padding pixel's row is the row of the image pixel it replicates, so the
-        product is again the padded scores, ready for the next iteration.
-        """
-        B, K, H, W = aff.shape
-        P = max(self.dilations)
-        Hp, Wp = H + 2 * P, W + 2 * P
-        offsets = [dy * d * Wp + dx * d for d in self.dilations for dy, dx in _OFFSETS8]
-        order = sorted(range(K), key=offsets.__getitem__)
-        dev = aff.device
-        idx = torch.int32 if Hp * Wp * K < 2 ** 31 else torch.int64
-        ys = (torch.arange(Hp, device=dev) - P).clamp_(0, H - 1)  # the image row / column each padded one copies
-        xs = (torch.arange(Wp, device=dev) - P).clamp_(0, W - 1)
-        centre = ((ys + P) * Wp).view(Hp, 1) + (xs + P).view(1, Wp)
-        cols = (centre.to(idx).view(-1, 1) + torch.tensor(offsets, device=dev, dtype=idx)[order]).view(-1)
-        crow = torch.arange(0, Hp * Wp * K + 1, K, device=dev, dtype=idx)
-        vals = F.pad(aff[:, order], [P] * 4, mode='replicate').permute(0, 2, 3, 1).reshape(B, -1)  # rows as above
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is not
-            warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
-            return [torch.sparse_csr_tensor(crow, cols, vals[b], (Hp * Wp, Hp * Wp), check_invariants=False)
-                    for b in range(B)]  # valid by construction (sorted, distinct columns; tested)
-
-    def refine(self, scores: torch.Tensor, aff: torch.Tensor | list[torch.Tensor], *,
-               inplace: bool = False) -> torch.Tensor:
-        """Iterate ``s <- sum_n aff_n * s_n`` on scores (B, C, H, W), with affinities (B, 16, H, W) or their
-        :meth:`operator` (build it once to refine several score chunks of one image). ``inplace``: write the
-        refined scores into ``scores`` (and return it), whose values are spent anyway: one copy of the scores
-        less at the peak."""
+    def refine(self, scores: torch.Tensor, aff: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """Iterate ``s <- sum_n aff_n * s_n`` on scores (B, C, H, W) with affinities (B, 16, H, W) (compute them
+        once to refine several score chunks of one image). ``inplace``: write the refined scores into ``scores``
+        (and return it), whose values are spent anyway: one copy of the scores less at the peak."""
         B, C, H, W = scores.shape
-        ops = self.operator(aff) if isinstance(aff, torch.Tensor) else aff
-        P = max(self.dilations)
-        # a group's scores are read into its own buffer before its refined scores are written: in place is safe
+        if aff.shape != (B, len(self.offsets()), H, W):
+            raise ValueError(f'PAMR.refine: affinities of shape {(B, len(self.offsets()), H, W)} for scores of '
+                             f'{tuple(scores.shape)}, got {tuple(aff.shape)}')
         out = scores if inplace else torch.empty_like(scores, memory_format=torch.contiguous_format)
-        # the columns are independent: refined in groups whose scores stay in the CPU's cache across the iterations
-        # (56 queries at 640 x 480, torch's product: 0.65 s in one group, 0.32 s in groups of 24)
-        Hp, Wp = H + 2 * P, W + 2 * P
-        rows = Hp * Wp
-        # whole vectors of 8, at least 16: where even 8 columns miss the cache, fewer passes over the matrix
-        group = max(16, _GROUP_BYTES // (rows * scores.element_size()) // 8 * 8)
-        # two buffers for every group (the widest's size), alternated by the iterations: no allocation (and its page
-        # faults) per product, and the same memory group after group
-        flat = [scores.new_empty(rows * min(group, -(-C // 8) * 8)) for _ in range(2)]
-        for b in range(B):
-            for c in range(0, C, group):
-                # pixel-major and replicate-padded: a row's neighbours are rows of y; zero columns up to whole
-                # vectors of 8 (they stay zero; the products run on whole vectors: 21 columns as 24 is 2.5x faster)
-                n = min(group, C - c)
-                w = n + -n % 8
-                y, spare = (f[:rows * w].view(rows, w) for f in flat)
-                grid = y.view(Hp, Wp, w)
-                grid[P:P + H, P:P + W, :n] = scores[b, c:c + n].permute(1, 2, 0)
-                grid[P:P + H, :P, :n] = grid[P:P + H, P:P + 1, :n]  # replicate padding, written where it goes
-                grid[P:P + H, P + W:, :n] = grid[P:P + H, P + W - 1:P + W, :n]
-                grid[:P, :, :n] = grid[P:P + 1, :, :n]
-                grid[P + H:, :, :n] = grid[P + H - 1:P + H, :, :n]
-                grid[..., n:] = 0
+        if not _use_kernel(scores, aff):
+            for b in range(B):  # one image's score maps at a time: the padded copies stay one image's
+                s = scores[b:b + 1]
                 for _ in range(self.num_iter):
-                    z = _product(ops[b], y, spare)
-                    y, spare = z, (y if z is spare else spare)
-                out[b, c:c + n] = y.view(Hp, Wp, w)[P:P + H, P:P + W, :n].permute(2, 0, 1)
+                    acc = torch.zeros_like(s)
+                    for k, v in enumerate(_shifted(s, self.dilations, _OFFSETS8)):
+                        acc.addcmul_(v, aff[b:b + 1, k:k + 1])
+                    s = acc
+                out[b:b + 1] = s
+            return out
+        P = max(self.dilations)
+        Hp, Wp = H + 2 * P, W + 2 * P
+        dy, dx = (list(t) for t in zip(*self.offsets()))
+        # a group of maps goes through all iterations while it stays in the CPU's cache (56 queries at 640 x 480:
+        # 0.15 s all at once, 0.11 s in groups of 8-16), in two buffers alternated by the iterations, padded where
+        # they lie: no allocation per iteration, and the same memory group after group
+        group = max(4, _GROUP_BYTES // (Hp * Wp * scores.element_size()) // 4 * 4)
+        flat = [scores.new_empty(min(group, C) * Hp * Wp) for _ in range(2)]
+        for b in range(B):
+            a = aff[b].contiguous()
+            for c in range(0, C, group):
+                n = min(group, C - c)
+                x, spare = (f[:n * Hp * Wp].view(n, Hp, Wp) for f in flat)
+                x[:, P:P + H, P:P + W] = scores[b, c:c + n]
+                x[:, P:P + H, :P] = x[:, P:P + H, P:P + 1]  # replicate padding, written where it goes
+                x[:, P:P + H, P + W:] = x[:, P:P + H, P + W - 1:P + W]
+                x[:, :P] = x[:, P:P + 1]
+                x[:, P + H:] = x[:, P + H - 1:P + H]
+                for _ in range(self.num_iter):  # each step pads its output as it writes it
+                    _step(x, a, dy, dx, spare)
+                    x, spare = spare, x
+                out[b, c:c + n] = x[:, P:P + H, P:P + W]
         return out
 
     def forward(self, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
