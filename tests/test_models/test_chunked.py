@@ -103,6 +103,30 @@ def _rss_rise(fn):
     return (kib('VmHWM') - base) * 1024, out
 
 
+@pytest.mark.parametrize('out_hw', [(61, 83), (50, 70)])  # resized to the output, and not (the identity)
+def test_grid_stitching_equals_window_by_window(out_hw):
+    """Windows of 24 px every 16 px over 50 x 70 (the last ones pulled back, 1-3 overlapping a pixel), padded to
+    28 x 30: the two products of the grid path give the per-window recipe (each window's logits upsampled, summed,
+    divided by the count, resized) on the whole image and on a region that reads only some windows."""
+    from ovdense.models.segmentors.ov_segmentor import _Window, _window_grid
+    from ovdense.models.utils import slide_windows
+    g = torch.Generator().manual_seed(4)
+    boxes = slide_windows(50, 70, 24, 16)
+    windows = [_Window(b, torch.randn(6, 4, 5, generator=g), (28, 30), (2, 3)) for b in boxes]
+    text = torch.randn(5, 6, generator=g)
+    grid = _window_grid(windows)
+    assert grid is not None and len(grid[0]) * len(grid[1]) == len(boxes) == 12
+    for region in [(0, 0, *out_hw), (3, 40, 20, out_hw[1] - 1)]:
+        ya, yb = source_span(50, out_hw[0], region[0], region[2])
+        xa, xb = source_span(70, out_hw[1], region[1], region[3])
+        src = OVSegmentor.window_logits(windows, text, (ya, xa, yb, xb))
+        recipe = resize_region(src, (50, 70), out_hw, region, offset=(ya, xa))
+        ours = OVSegmentor._grid_logits(grid, text, (50, 70), out_hw, region)
+        assert ours.shape == recipe.shape and torch.allclose(ours, recipe, atol=1e-5, rtol=0)
+    assert _window_grid(windows[:-1]) is None  # not every row with every column: window by window
+    assert _window_grid([w._replace(pad=(0, 0)) if i == 3 else w for i, w in enumerate(windows)]) is None
+
+
 @pytest.mark.skipif(not __import__('os').path.exists('/proc/self/clear_refs'), reason='reads Linux /proc peak RSS')
 def test_resize_region_temporaries_stay_small():
     """56 maps to 480x640 (69 MB): the peak rises by less than twice the output (1.2-1.6x here; all maps at once:
