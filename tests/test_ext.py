@@ -66,3 +66,21 @@ def test_pamr_step_names_what_it_refuses():
         step(x, aff, dy, dx, out=torch.empty(3, *x.shape[1:]))
     with pytest.raises(RuntimeError, match='single memory location'):  # maps read would be overwritten while the step runs
         step(x, aff, dy, dx, out=x)
+
+
+@pytest.mark.parametrize('hw', [(3, 5), (7, 21), (12, 45)])  # widths: a remainder only, 16 + remainder, 32 + ...
+def test_pamr_affinity_logits_equal_the_shifted_views(hw):
+    """PAMR's affinities from the kernel (float32) and from the reference's shifted views (float64, the torch path)."""
+    from ovdense.models.utils.pamr import PAMR
+    pamr = PAMR(10, (1, 3))
+    image = torch.rand(2, 3, *hw, generator=torch.Generator().manual_seed(hw[1]))
+    ours, ref = pamr.affinity(image), pamr.affinity(image.double())
+    assert ours.dtype == torch.float32 and torch.allclose(ours.double(), ref, atol=1e-6, rtol=0)
+
+
+def test_pamr_affinity_logits_names_what_it_refuses():
+    logits = torch.ops.ovdense.pamr_affinity_logits
+    with pytest.raises(RuntimeError, match='float32 CPU guide image'):
+        logits(torch.rand(3, 9, 9).double(), [0, 1], [0, 1], [1], [1])
+    with pytest.raises(RuntimeError, match='must be padded by 3'):
+        logits(torch.rand(3, 6, 9), [0, 3], [0, 3], [1], [1])

@@ -11,6 +11,8 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -140,14 +142,83 @@ torch::Tensor& pamr_step_out(const torch::Tensor& x, const torch::Tensor& aff, a
   return out;
 }
 
+// The affinity logits of PAMR on a replicate-padded guide image: for each pixel and channel, the mean and the
+// unbiased standard deviation of the n = 9 x len(dilations) samples of its neighbourhoods (the centre once per
+// dilation), then for each of the K neighbours -mean over channels of |I - I_k| / (1e-8 + 0.1 std). Rows of pixels
+// at a time, every loop along x (contiguous, vectorised by the compiler).
+OV_CLONES void affinity_rows(const float* img, float* out, int64_t Ch, int64_t H, int64_t W, int64_t P,
+                             const int64_t* stat, int64_t n, const int64_t* nb, int64_t K, int64_t y0, int64_t y1) {
+  const int64_t Hp = H + 2 * P, Wp = W + 2 * P;
+  std::vector<float> mean(W), var(W), denom(Ch * W), acc(W);
+  for (int64_t y = y0; y < y1; ++y) {
+    for (int64_t c = 0; c < Ch; ++c) {
+      const float* centre = img + (c * Hp + P + y) * Wp + P;
+      std::fill(mean.begin(), mean.end(), 0.f);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* v = centre + stat[i];
+        for (int64_t x = 0; x < W; ++x) mean[x] += v[x];
+      }
+      for (int64_t x = 0; x < W; ++x) mean[x] /= static_cast<float>(n);
+      std::fill(var.begin(), var.end(), 0.f);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* v = centre + stat[i];
+        for (int64_t x = 0; x < W; ++x) var[x] += (v[x] - mean[x]) * (v[x] - mean[x]);
+      }
+      float* d = denom.data() + c * W;
+      for (int64_t x = 0; x < W; ++x) d[x] = std::sqrt(var[x] / static_cast<float>(n - 1)) * 0.1f + 1e-8f;
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t c = 0; c < Ch; ++c) {
+        const float* centre = img + (c * Hp + P + y) * Wp + P;
+        const float* v = centre + nb[k];
+        const float* d = denom.data() + c * W;
+        for (int64_t x = 0; x < W; ++x) acc[x] += std::fabs(centre[x] - v[x]) / d[x];
+      }
+      float* o = out + (k * H + y) * W;
+      for (int64_t x = 0; x < W; ++x) o[x] = -(acc[x] / static_cast<float>(Ch));
+    }
+  }
+}
+
+torch::Tensor pamr_affinity_logits(const torch::Tensor& image, at::IntArrayRef sdy, at::IntArrayRef sdx,
+                                   at::IntArrayRef dy, at::IntArrayRef dx) {
+  TORCH_CHECK(image.device().is_cpu() && image.scalar_type() == torch::kFloat && image.dim() == 3,
+              "pamr_affinity_logits: a float32 CPU guide image (channels, H + 2P, W + 2P), got ", image.sizes());
+  TORCH_CHECK(sdy.size() == sdx.size() && sdy.size() >= 2 && dy.size() == dx.size() && !dy.empty(),
+              "pamr_affinity_logits: (dy, dx) pairs, at least 2 for the statistics and 1 neighbour");
+  const int64_t Ch = image.size(0), Hp = image.size(1), Wp = image.size(2);
+  int64_t P = 0;
+  for (auto v : {sdy, sdx, dy, dx})
+    for (auto o : v) P = std::max<int64_t>(P, std::abs(o));
+  TORCH_CHECK(Hp > 2 * P && Wp > 2 * P, "pamr_affinity_logits: the image must be padded by ", P, ", got ",
+              image.sizes());
+  const int64_t H = Hp - 2 * P, W = Wp - 2 * P, n = sdy.size(), K = dy.size();
+  std::vector<int64_t> stat(n), nb(K);
+  for (int64_t i = 0; i < n; ++i) stat[i] = sdy[i] * Wp + sdx[i];
+  for (int64_t k = 0; k < K; ++k) nb[k] = dy[k] * Wp + dx[k];
+  const auto ic = image.contiguous();
+  auto out = torch::empty({K, H, W}, ic.options());
+  const float* ip = ic.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, H, 8, [&](int64_t a, int64_t b) {
+    affinity_rows(ip, op, Ch, H, W, P, stat.data(), n, nb.data(), K, a, b);
+  });
+  return out;
+}
+
 }  // namespace
 
 // torch.ops.ovdense.pamr_step.out, registered when ovdense._ext is imported: an operator of torch's dispatcher, so
 // that dispatch modes (torch's FlopCounterMode in ovdense.profiling) see it
 TORCH_LIBRARY(ovdense, m) {
   m.def("pamr_step.out(Tensor x, Tensor aff, int[] dy, int[] dx, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def("pamr_affinity_logits(Tensor image, int[] sdy, int[] sdx, int[] dy, int[] dx) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(ovdense, CPU, m) { m.impl("pamr_step.out", &pamr_step_out); }
+TORCH_LIBRARY_IMPL(ovdense, CPU, m) {
+  m.impl("pamr_step.out", &pamr_step_out);
+  m.impl("pamr_affinity_logits", &pamr_affinity_logits);
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}

@@ -44,9 +44,9 @@ def _step(x: torch.Tensor, aff: torch.Tensor, dy: list[int], dx: list[int], out:
     return torch.ops.ovdense.pamr_step.out(x, aff, dy, dx, out=out)
 
 
-def _use_kernel(scores: torch.Tensor, aff: torch.Tensor) -> bool:
-    """Whether ovdense's CPU kernel refines these float32 CPU tensors (said once when it is not built)."""
-    if scores.device.type != 'cpu' or scores.dtype != torch.float32 or aff.dtype != torch.float32:
+def _use_kernel(*tensors: torch.Tensor) -> bool:
+    """Whether ovdense's CPU kernels run on these tensors: float32 on the CPU, the extension built (said when not)."""
+    if any(t.device.type != 'cpu' or t.dtype != torch.float32 for t in tensors):
         return False
     if _ext is None:
         warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR runs as shifted sums, several times slower; '
@@ -79,7 +79,16 @@ class PAMR(nn.Module):
 
     def affinity(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 16, H, W) softmax-normalised affinities of each pixel to its neighbours, from the image
-        (B, K, H, W): ``-|I - I_n| / (1e-8 + 0.1 std)`` averaged over K, std over the 9-neighbourhoods."""
+        (B, K, H, W): ``-|I - I_n| / (1e-8 + 0.1 std)`` averaged over K, std over the 9-neighbourhoods (on the
+        CPU one pass of ovdense's kernel per image over the padded guide, 2.4x faster at 427 x 640; elsewhere
+        the reference's shifted views)."""
+        if _use_kernel(image):
+            P = max(self.dilations)
+            stats = [(dy * d, dx * d) for d in self.dilations for dy, dx in _OFFSETS9]
+            logits = torch.stack([torch.ops.ovdense.pamr_affinity_logits(
+                F.pad(im[None], [P] * 4, mode='replicate')[0], *map(list, zip(*stats)), *map(list, zip(*self.offsets())))
+                for im in image])
+            return torch.softmax(logits, 1)
         n = len(self.dilations) * len(_OFFSETS9)
         mean = torch.zeros_like(image)
         for v in _shifted(image, self.dilations, _OFFSETS9):
