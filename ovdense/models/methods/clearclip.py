@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ...registry import register
 from .base import OVDenseMethod
@@ -19,4 +20,4 @@ class OVClearCLIP(OVDenseMethod):
 
     def last_block(self, vit, blk, x: torch.Tensor, grid: tuple[int, int], rope: Any = None) -> torch.Tensor:
         q, _, v = vit.qkv(blk, vit.ln(blk.ln_1, x), rope)
-        return vit.out(blk, torch.softmax(q @ q.transpose(-2, -1) * q.shape[-1] ** -0.5, -1) @ v)
+        return vit.out(blk, F.scaled_dot_product_attention(q, q, v))  # fused: no (N, N) matrix

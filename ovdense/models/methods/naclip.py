@@ -43,7 +43,7 @@ class OVNACLIP(OVDenseMethod):
     def last_block(self, vit, blk, x: torch.Tensor, grid: tuple[int, int], rope: Any = None) -> torch.Tensor:
         _, k, v = vit.qkv(blk, vit.ln(blk.ln_1, x), rope)
         omega = neighbourhood_bias(*grid, self.std, device=x.device, num_prefix=vit.tower.num_prefix).to(x.dtype)
-        return vit.out(blk, torch.softmax(k @ k.transpose(-2, -1) * k.shape[-1] ** -0.5 + omega, -1) @ v)
+        return vit.out(blk, F.scaled_dot_product_attention(k, k, v, attn_mask=omega))  # Omega added to the scores
 
     def extra_repr(self) -> str:
         return f'{self.name}, std={self.std}'

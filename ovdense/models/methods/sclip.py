@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ...registry import register
 from .base import OVDenseMethod, attention_residual_ffn
@@ -19,6 +20,6 @@ class OVSCLIP(OVDenseMethod):
 
     def last_block(self, vit, blk, x: torch.Tensor, grid: tuple[int, int], rope: Any = None) -> torch.Tensor:
         q, k, v = vit.qkv(blk, vit.ln(blk.ln_1, x), rope)
-        scale = q.shape[-1] ** -0.5
-        attn = torch.softmax(q @ q.transpose(-2, -1) * scale, -1) + torch.softmax(k @ k.transpose(-2, -1) * scale, -1)
-        return attention_residual_ffn(vit, blk, x, vit.out(blk, attn @ v))
+        # (softmax(q q^T) + softmax(k k^T)) v as two fused attentions: no (N, N) matrix
+        out = F.scaled_dot_product_attention(q, q, v) + F.scaled_dot_product_attention(k, k, v)
+        return attention_residual_ffn(vit, blk, x, vit.out(blk, out))
