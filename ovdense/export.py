@@ -5,8 +5,8 @@ The exported graph takes normalised images (B, 3, H, W) and returns class probab
 fixed size are one batch through the dense method, and the window logits are merged, turned into probabilities
 (softmax or sigmoid over the queries, synonyms max-pooled, NACLIP's renormalisation) and thresholded
 (``prob_thd``) in the graph. What stays outside: resizing to the original image (export at the size you feed),
-PAMR (its sparse product has no ONNX form; the export refuses a model that uses it) and SCLIP's area rule (a
-data-dependent second pass; refused likewise), the tiling and class chunking of :meth:`OVSegmentor.segment_image`
+PAMR (it refines the logits at the original size, after that resize; the export refuses a model that uses it) and
+SCLIP's area rule (a data-dependent second pass; refused likewise), the tiling and class chunking of :meth:`OVSegmentor.segment_image`
 (the graph holds the whole (Q, H, W) logits). Vanilla, MaskCLIP, SCLIP, ClearCLIP, NACLIP and ProxyCLIP export
 (equal to ovdense's inference within 1e-5 on the tiny CLIP); SC-CLIP (LOF's quantile) and ResCLIP (its feedback
 prior's label-dependent shapes) do not, and say so.
@@ -45,7 +45,8 @@ class OVSegExport(nn.Module):
         if not isinstance(model, OVSegmentor):
             raise ValueError(f'export takes a training-free OVSegmentor, got {type(model).__name__}')
         if model.pamr is not None or model.area_thd is not None:
-            raise ValueError('the exported graph has no PAMR and no area rule (sparse product, data-dependent pass): '
+            raise ValueError('the exported graph has no PAMR and no area rule (PAMR runs at the original size, the '
+                             'area rule is a data-dependent pass): '
                              "export with --cfg-options model.pamr=None model.area_thd=None and compare")
         self.model = model
         model.ready()  # the CLIP weights its config names, before the trace
