@@ -172,7 +172,7 @@ def run_scale(args) -> dict:
         image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     pamr_s = [0.0]
     if getattr(model, 'pamr', None) is not None:  # time the outermost PAMR call of each kind
-        for name in ('forward', 'affinity', 'operator', 'refine'):
+        for name in ('forward', 'affinity', 'refine'):
             fn = getattr(model.pamr, name, None)
             if fn is None:
                 continue
@@ -192,13 +192,14 @@ def run_scale(args) -> dict:
         model.class_embeddings(vocab)
     text_s = time.perf_counter() - t
     text_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    seg_s = []
+    seg_s, per_image_pamr = [], []
     for _ in range(args.images):  # the same image again: the process's peak as over a data set (allocator state)
-        t = time.perf_counter()
+        t, p0 = time.perf_counter(), pamr_s[0]
         label = inference_model(model, image[:, :, ::-1], vocabulary=vocab).pred_sem_seg.data
         seg_s.append(round(time.perf_counter() - t, 2))
+        per_image_pamr.append(round(pamr_s[0] - p0, 2))
     return dict(dense_mode=model.backbone.method.name, queries=len(vocab.queries), text_s=round(text_s, 2), seg_s=seg_s[0] if len(seg_s) == 1 else seg_s,
-                pamr_s=round(pamr_s[0], 2), classes_in_label=int(label.unique().numel()),
+                pamr_s=per_image_pamr[0] if len(per_image_pamr) == 1 else per_image_pamr, classes_in_label=int(label.unique().numel()),
                 peak_rss_after_text_mb=round(text_rss),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
@@ -261,7 +262,7 @@ def main() -> None:
     p.add_argument('--classes', type=int, help='scale: a vocabulary of this many made-up class names')
     p.add_argument('--templates', help='scale: prompt templates (a set name), default: the config\'s')
     p.add_argument('--budget', type=int, help='scale: the model\'s memory_budget in bytes (default: the model\'s)')
-    p.add_argument('--images', type=int, default=1, help='scale: segment the image this many times: seg_s of each, pamr_s in all, the peak RSS as over a data set')
+    p.add_argument('--images', type=int, default=1, help='scale: segment the image this many times: seg_s and pamr_s of each, the peak RSS as over a data set')
     p.add_argument('--image', help='scale: a real image, resized to --size, instead of random pixels; protocol / reference: the image')
     p.add_argument('--crop-batch', type=int, help='catseg: crops aggregated at once (default: all 5)')
     p.add_argument('--catseg-mode', default='slide', choices=['slide', 'whole'])
