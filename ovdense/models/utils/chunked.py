@@ -121,10 +121,10 @@ def stitch_operator(spans: Sequence[tuple[int, int]], patches: int, size: int, p
     The windows cover ``spans`` [a, b) of an axis of ``in_len`` input samples; each window's ``patches`` patch
     logits are bilinearly upsampled to its padded ``size`` (its first input sample at ``pad``), summed where
     windows overlap, divided by how many cover the sample, and resized to ``out_len``; rows ``start..stop`` of
-    the result. On a grid of windows (every row span with every column span) the stitched logits of window
-    (i, j) are ``sum_ij R[i] @ X_ij @ C[j].T`` with ``R``/``C`` this operator of the rows/columns: the
-    per-window recipe (:func:`resize_region` per window, then over the image) up to float rounding, in two
-    matrix products whose only full-size write is their output.
+    the result. On a grid of windows (every row span with every column span) the stitched logits are
+    ``sum_ij R[i] @ X_ij @ C[j].T``, ``X_ij`` the patch logits of window (i, j) and ``R``/``C`` this operator of
+    the rows/columns: the per-window recipe (:func:`resize_region` per window, then over the image) up to float
+    rounding, in two matrix products whose only full-size write is their output.
     """
     a0, b0 = source_span(in_len, out_len, start, stop)
     final = resize_matrix(in_len, out_len, start, stop)[:, a0:b0]
