@@ -1,12 +1,12 @@
 """PAMR: pixel-adaptive mask refinement (Araslanov & Roth, CVPR 2020), as NACLIP applies it.
 
-The affinities are computed as the reference does (one shifted view at a time, in place, instead of 16 stacked
-copies). The refinement ``s <- sum_n aff_n * s_n`` (10 iterations over every score map, each reading 16 neighbours
-of the replicate-padded maps) is memory-bound: 10 iterations of 56 queries at 640 x 480 are 5.5 GFLOP and, as 16
-shifted multiply-adds over the whole maps, 22 GB of memory traffic. On the CPU it runs as ovdense's stencil kernel
+The refinement ``s <- sum_n aff_n * s_n`` (10 iterations over every score map, each reading 16 neighbours of the
+replicate-padded maps) is memory-bound: 10 iterations of 56 queries at 640 x 480 are 5.5 GFLOP and, as 16 shifted
+multiply-adds over the whole maps, about 30 GB of memory traffic. On the CPU it runs as ovdense's stencil kernel
 (``ovdense/csrc/stencil.cpp``): channel-major maps padded once, a few maps at a time through all iterations (they
-stay in the cache), every load a contiguous vector; elsewhere as the shifted sums (the reference's formulation,
-one neighbour at a time). The sums are the reference's up to float rounding (the 16 terms added in another order).
+stay in the cache), every load a contiguous vector; the affinities are one pass of a second kernel per image.
+Elsewhere both run as the reference's shifted sums (one shifted view at a time, in place, instead of 16 stacked
+copies). The sums are the reference's up to float rounding (the 16 terms added in another order).
 """
 from __future__ import annotations
 
