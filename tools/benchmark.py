@@ -244,7 +244,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('task', choices=['seg', 'clipself', 'catseg', 'scale', 'protocol', 'reference'])
     p.add_argument('--model', default=None, help='open_clip architecture, random weights (seg/clipself: ViT-B-16; '
-                                                 'scale: the shipped tiny CLIP unless given)')
+                                                 'protocol/reference: ViT-B-16-quickgelu, the architecture of the '
+                                                 "OpenAI weights the shipped configs load; scale: the shipped tiny "
+                                                 'CLIP unless given)')
     p.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
     p.add_argument('--mode', default='clearclip')
     p.add_argument('--size', type=int, nargs=2, default=(448, 448), metavar=('H', 'W'))
@@ -273,12 +275,13 @@ def main() -> None:
     if args.task == 'scale':
         print(json.dumps(dict(vars(args), **run_scale(args))))
         return
-    args.model = args.model or 'ViT-B-16'
     if args.task in ('protocol', 'reference'):
+        args.model = args.model or 'ViT-B-16-quickgelu'  # OpenAI's ViT-B/16, as the configs' pretrained='openai'
         if not (args.config and args.image) or (args.task == 'reference' and not (args.repo and args.ref_config)):
             p.error(f'{args.task} needs --config and --image' + (', --repo and --ref-config' * (args.task == 'reference')))
         print(json.dumps(dict(vars(args), **(run_protocol if args.task == 'protocol' else run_reference)(args))))
         return
+    args.model = args.model or 'ViT-B-16'
     if args.task in ('clipself', 'catseg'):
         print(json.dumps(dict(vars(args), **(run_clipself if args.task == 'clipself' else run_catseg)(args))))
         return

@@ -434,7 +434,8 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
 
     Args:
         model_name: an open_clip model name, e.g. ``'ViT-B-16'`` (see ``open_clip.list_models()``).
-        pretrained: an open_clip pretrained tag for that name, e.g. ``'openai'``.
+        pretrained: an open_clip pretrained tag for that name, e.g. ``'openai'``; the architecture takes the
+            activation the tag's weights were trained with (QuickGELU for OpenAI's, as their own code builds them).
         checkpoint: a local weight file (``.safetensors``, or ``.pt/.pth/.bin`` state dict or OpenAI
             TorchScript archive). Takes precedence over ``pretrained``.
         config_file: an open_clip model-config JSON; the model name is its stem.
@@ -498,9 +499,13 @@ def build_clip(model_name: str | None = None, pretrained: str | None = None, *,
         else:
             tokenizer = oc.SimpleTokenizer(context_length=ctx)
     else:
+        # the activation the tag's weights were trained with: OpenAI's ViT-B-16 weights need QuickGELU, which
+        # open_clip's 'ViT-B-16' config lacks (open_clip only warns of the mismatch; the exact GELU moves features)
+        quick = bool(pretrained and oc.get_pretrained_cfg(name, pretrained).get('quick_gelu', False))
         logging.getLogger('root').disabled = True  # open_clip logs "initialized randomly" at root level
         try:
-            model = oc.create_model(name, pretrained=None, device=torch.get_default_device())  # no move
+            model = oc.create_model(name, pretrained=None, device=torch.get_default_device(),  # no move
+                                    force_quick_gelu=quick)
         finally:
             logging.getLogger('root').disabled = False
         hf = (oc.get_model_config(name) or {}).get('text_cfg', {}).get('hf_tokenizer_name')

@@ -9,6 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .hub import _open_clip
+
+
 @dataclass(frozen=True)
 class ViTBlock:
     """One pre-norm transformer block of an open_clip ``VisionTransformer`` as plain torch modules.
@@ -54,12 +57,20 @@ def _merge_heads(o: torch.Tensor) -> torch.Tensor:
     return o.transpose(1, 2).reshape(B, N, nh * d)
 
 
+def _quick_gelu(h: torch.Tensor) -> torch.Tensor:
+    """open_clip's QuickGELU ``h * sigmoid(1.702 h)``, bit for bit; without autograd in one temporary instead of
+    three (the MLP's widest tensor: 2x faster on a CPU, where each new one is a fresh mapping to fault in)."""
+    if torch.is_grad_enabled() and h.requires_grad:
+        return h * torch.sigmoid(1.702 * h)
+    return torch.mul(h, 1.702).sigmoid_().mul_(h)
+
+
 def _activation(h: torch.Tensor, act: str, own: nn.Module) -> torch.Tensor:
     """``own(h)`` (``act='model'``), or GELU / QuickGELU in its place."""
     if act == 'gelu':
         return F.gelu(h)
-    if act == 'quick_gelu':
-        return h * torch.sigmoid(1.702 * h)
+    if act == 'quick_gelu' or act == 'model' and isinstance(own, _open_clip().model.QuickGELU):
+        return _quick_gelu(h)
     return own(h)
 
 

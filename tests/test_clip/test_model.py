@@ -88,6 +88,18 @@ def test_unknown_model_and_tag():
         build_clip('ViT-B-16', pretrained='no-such-tag')
 
 
+def test_a_pretrained_tag_sets_the_activation_its_weights_were_trained_with():
+    """open_clip's 'ViT-B-16' config has the exact GELU; OpenAI's weights were trained with QuickGELU (open_clip only
+    warns of the mismatch): with the tag 'openai' the tower is the QuickGELU one, and the text cache key says so."""
+    from open_clip.model import QuickGELU
+    openai, laion = build_clip('ViT-B-16', 'openai'), build_clip('ViT-B-16', 'laion2b_s34b_b88k')
+    assert isinstance(openai.model.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert isinstance(openai.model.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert type(laion.model.visual.transformer.resblocks[0].mlp.gelu) is torch.nn.GELU
+    assert openai.text_architecture() == build_clip('ViT-B-16-quickgelu').text_architecture()
+    assert openai.text_architecture() != laion.text_architecture()
+
+
 def test_offline_pretrained_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, '_network_reachable', lambda host, timeout=3.0: False)
     with pytest.raises(PretrainedWeightsUnavailable) as e:
@@ -207,3 +219,18 @@ def test_causal_text_towers_run_only_up_to_the_longest_text(tiny_clip):
     with torch.no_grad():
         ids = torch.randint(1, 100, (2, siglip.tokenize(['x']).shape[1]))
         assert torch.equal(siglip.encode_text(ids), siglip.model.encode_text(ids))
+
+
+def test_the_towers_quick_gelu_is_open_clips_bit_for_bit():
+    """Without autograd one temporary instead of three; the same values, and gradients where they are needed."""
+    from open_clip.model import QuickGELU
+    from ovdense.clip.towers import _activation
+    x = torch.randn(37, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(_activation(x, 'model', QuickGELU()), QuickGELU()(x))
+        assert torch.equal(_activation(x, 'quick_gelu', torch.nn.GELU()), QuickGELU()(x))
+    w = x.clone().requires_grad_()
+    _activation(w, 'model', QuickGELU()).sum().backward()
+    ref = x.clone().requires_grad_()
+    QuickGELU()(ref).sum().backward()
+    assert torch.equal(w.grad, ref.grad)

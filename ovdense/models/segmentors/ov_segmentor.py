@@ -330,10 +330,10 @@ class OVSegmentor(TextSideMixin, BaseSegmentor):
         halo = self.pamr.halo if self.pamr is not None else 0
         plan = plan_chunks(query_to_class, out_hw, budget=self.memory_budget, halo=halo,
                            # per pixel: running statistics and labels, + PAMR's 16 affinities per pixel of the grown
-                           # tile (32 while their softmax runs, and the guide image's statistics: at most 48);
-                           # per query and pixel: the logits and the stitching's temporaries (at most 7; PAMR refines
-                           # them in place through two buffers of a few maps)
-                           bytes_per_px=4 * (8 + (48 if self.pamr is not None else 0)), bytes_per_query_px=4 * 7,
+                           # tile (32 while their softmax runs, and the guide image's statistics: at most 48) and its
+                           # two buffers of at least 4 maps (8); per query and pixel: the logits and the stitching's
+                           # temporaries (at most 7; PAMR refines them in place)
+                           bytes_per_px=4 * (8 + (56 if self.pamr is not None else 0)), bytes_per_query_px=4 * 7,
                            tile=self.tile_size, max_queries=self.chunk_queries)
         windows = self.window_features(image, text, progress=progress)
         all_tiles = list(tiles(H0, W0, plan.tile))
