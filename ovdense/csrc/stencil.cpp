@@ -1,11 +1,14 @@
-// One PAMR iteration as a stencil on channel-major maps, for the CPU (ovdense/models/utils/pamr.py).
+// PAMR on the CPU (ovdense/models/utils/pamr.py): one refinement iteration as a stencil on channel-major maps
+// (pamr_step) and the affinities of a guide image (pamr_affinity_logits).
 //
-// out[c, P + y, P + x] = sum_k aff[k, y, x] * in[c, P + y + dy[k], P + x + dx[k]] for the H x W pixels of each map,
-// then out's border of P pixels replicates its edge (the next iteration reads it as the reference's replicate
-// padding). ``in`` and ``out`` are (C, H + 2P, W + 2P); the 16 affinities are (K, H, W). Every load is a contiguous
-// vector along x: a row of 16 affinities serves 4 maps at once, the maps' rows stay in the cache for the 2 x 8 rows
-// that read them (the pixel-major sparse product gathers a neighbour's row of channels per entry instead). The K
-// terms are added in the given order, so the result does not depend on the number of threads.
+// pamr_step: out[c, P + y, P + x] = sum_k aff[k, y, x] * in[c, P + y + dy[k], P + x + dx[k]] for the H x W pixels of
+// each map, then out's border of P pixels replicates its edge (the next iteration reads it as the reference's
+// replicate padding). ``in`` and ``out`` are (C, H + 2P, W + 2P); the affinities are (K, H, W). Every load is a
+// contiguous vector along x (16 floats: one AVX-512 register in the x86-64-v4 clone, two AVX2 ones in the v3
+// clone), a row of affinities serves 4 maps at once, and 8 maps go row after row so that the rows the next rows read
+// (2 x 16 above and below) are still in L2 (a pixel-major sparse product gathers a neighbour's row of all maps per
+// entry instead: 2x slower here). The K terms are added in the given order: the result does not depend on the
+// number of threads.
 #include <torch/extension.h>
 
 #include <ATen/MemoryOverlap.h>
@@ -40,7 +43,7 @@ struct Plan {
   const int64_t* shift;  // per k: dy[k] * Wp + dx[k]
 };
 
-// pixels [x0, x0 + 8 NV) of row y of maps c0..c0 + NC: NC x NV vectors of accumulators
+// pixels [x0, x0 + NV vectors) of row y of maps c0..c0 + NC: NC x NV vectors of accumulators
 template <int NC, int NV, typename V = v8>
 OV_INLINE void block(const Plan& p, const float* in, float* out, const float* aff, int64_t y, int64_t c0,
                      int64_t x0) {
