@@ -100,18 +100,20 @@ def resize_region(x: torch.Tensor, full: tuple[int, int], size: tuple[int, int],
     return out.view(*lead, h, w)
 
 
-def resize_matrix(in_len: int, out_len: int, start: int, stop: int, *,
-                  align_corners: bool = False) -> torch.Tensor:
-    """(stop - start, in_len) float64 matrix of a linear resize from ``in_len`` to ``out_len`` samples, rows
-    ``start..stop``: two weights per row (:func:`_axis`, ATen's rule); the identity's rows when the sizes match."""
-    if in_len == out_len:
-        return torch.eye(in_len, dtype=torch.float64)[start:stop].clone()
-    m = torch.zeros(stop - start, in_len, dtype=torch.float64)
-    i0, i1, w1 = _axis(in_len, out_len, start, stop, align_corners=align_corners)
+def resize_matrix(in_len: int, out_len: int, start: int, stop: int, *, offset: int = 0,
+                  width: int | None = None, align_corners: bool = False) -> torch.Tensor:
+    """(stop - start, width) float64 matrix of a linear resize from ``in_len`` to ``out_len`` samples: rows
+    ``start..stop``, the source columns ``offset..offset + width`` (default: all, which must hold every sample the
+    rows read): two weights per row (:func:`_axis`, ATen's rule); the identity's rows when the sizes match."""
+    width = in_len - offset if width is None else width
     rows = torch.arange(stop - start)
+    m = torch.zeros(stop - start, width, dtype=torch.float64)
+    if in_len == out_len:
+        return m.index_put_((rows, rows + (start - offset)), torch.ones((), dtype=torch.float64))
+    i0, i1, w1 = _axis(in_len, out_len, start, stop, align_corners=align_corners)
     w1 = w1.double()
-    m.index_put_((rows, i0), 1 - w1, accumulate=True)
-    return m.index_put_((rows, i1), w1, accumulate=True)
+    m.index_put_((rows, i0 - offset), 1 - w1, accumulate=True)
+    return m.index_put_((rows, i1 - offset), w1, accumulate=True)
 
 
 def stitch_operator(spans: Sequence[tuple[int, int]], patches: int, size: int, pad: int, in_len: int,
@@ -127,7 +129,7 @@ def stitch_operator(spans: Sequence[tuple[int, int]], patches: int, size: int, p
     rounding, in two matrix products whose only full-size write is their output.
     """
     a0, b0 = source_span(in_len, out_len, start, stop)
-    final = resize_matrix(in_len, out_len, start, stop)[:, a0:b0]
+    final = resize_matrix(in_len, out_len, start, stop, offset=a0, width=b0 - a0)  # only the span's columns
     stitched = torch.zeros(len(spans), b0 - a0, patches, dtype=torch.float64)
     count = torch.zeros(b0 - a0, 1, dtype=torch.float64)
     for g, (a, b) in enumerate(spans):

@@ -113,8 +113,9 @@ class PAMR(nn.Module):
         once to refine several score chunks of one image). ``inplace``: write the refined scores into ``scores``
         (and return it), whose values are spent anyway: one copy of the scores less at the peak."""
         B, C, H, W = scores.shape
-        if aff.shape != (B, len(self.offsets()), H, W):
-            raise ValueError(f'PAMR.refine: affinities of shape {(B, len(self.offsets()), H, W)} for scores of '
+        offsets = self.offsets()
+        if aff.shape != (B, len(offsets), H, W):
+            raise ValueError(f'PAMR.refine: affinities of shape {(B, len(offsets), H, W)} for scores of '
                              f'{tuple(scores.shape)}, got {tuple(aff.shape)}')
         out = scores if inplace else torch.empty_like(scores, memory_format=torch.contiguous_format)
         if not _use_kernel(scores, aff):
@@ -129,7 +130,7 @@ class PAMR(nn.Module):
             return out
         P = max(self.dilations)
         Hp, Wp = H + 2 * P, W + 2 * P
-        dy, dx = (list(t) for t in zip(*self.offsets()))
+        dy, dx = (list(t) for t in zip(*offsets))
         # a group of maps goes through all iterations while it stays in the CPU's cache (56 queries at 640 x 480:
         # 0.15 s all at once, 0.11 s in groups of 8-16), in two buffers alternated by the iterations, padded where
         # they lie: no allocation per iteration, and the same memory group after group
