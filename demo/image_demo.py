@@ -23,6 +23,7 @@ from ovdense.cli import check_device, is_out_of_space, renamed
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable
 from ovdense.models.methods import registered_methods
 from ovdense.progress import progress_bar, stage_progress
+from ovdense.runtime import keep_freed_memory
 from ovdense.visualization import (clean_stale_temporaries, named_palette, save_detections, save_segmentation,
                                   unique_stems)
 from ovdense.vocabulary import Vocabulary
@@ -102,6 +103,7 @@ def check_display() -> None:
 
 def main() -> int:
     args = parse_args()
+    keep_freed_memory()  # a forward's buffers reused, not page-faulted in again per image
     if args.vocab is not None:
         vocab = Vocabulary.from_list(args.vocab, source='--vocab')
     elif args.vocab_file:

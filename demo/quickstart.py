@@ -28,9 +28,9 @@ def main() -> int:
         return 2
 
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
     from ovdense.datasets.synthetic import BASE_CLASSES, NOVEL_CLASSES, STUFF_CLASSES, WorldConfig, export
+    from ovdense.runner import build_runner
 
     out = Path(args.out).resolve()
     print(f'[1/2] generating {args.num_images} held-out scenes (seed {args.seed})')
@@ -45,7 +45,7 @@ def main() -> int:
     cfg.visualizer = dict(type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                           name='visualizer', save_dir=str(out / 'overlays'), alpha=0.6)
     print(f'\n[2/2] zero-shot segmentation, mode {args.mode}, vocabulary of {len(STUFF_CLASSES) + 12} classes')
-    metrics = {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
+    metrics = {k: float(v) for k, v in build_runner(cfg).test().items()}
 
     def mean(names):
         vals = [metrics[f'IoU.{c}'] for c in names if metrics.get(f'IoU.{c}') == metrics.get(f'IoU.{c}')]

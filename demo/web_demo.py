@@ -27,6 +27,7 @@ from ovdense.apis import (ImageReadError, check_image_size, find_config, inferen
 from ovdense.cli import renamed  # noqa: E402
 from ovdense.clip import CheckpointError, PretrainedWeightsUnavailable  # noqa: E402
 from ovdense.models.methods import registered_methods  # noqa: E402
+from ovdense.runtime import keep_freed_memory  # noqa: E402
 from ovdense.visualization import save_detections, save_segmentation, write_image_atomic  # noqa: E402
 from ovdense.vocabulary import Vocabulary, known_datasets  # noqa: E402
 
@@ -211,6 +212,7 @@ def build_app(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> None:
     import gradio as gr
     args = parse_args(argv)
+    keep_freed_memory()  # a forward's buffers reused, not page-faulted in again per request
     app = build_app(args)
     # no share link, no server-side rendering (a Node process), system fonts only (no web-font requests)
     app.launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, show_error=False,

@@ -1,4 +1,5 @@
-"""mmengine's Runner, reading its own training checkpoints weights-only (``load_from``, ``--resume``).
+"""mmengine's Runner, reading its own training checkpoints weights-only (``load_from``, ``--resume``) and keeping
+freed memory for reuse on the CPU (:func:`~ovdense.runtime.keep_freed_memory`).
 
 Configs select it with ``runner_type = 'OVRunner'`` (ovdense's do; mmseg's and mmdet's ``tools/train.py`` /
 ``tools/test.py`` build ``runner_type`` from the registry), and ovdense's tools build it for any config without one.
@@ -12,6 +13,7 @@ from mmengine.runner import Runner
 
 from .fileio import weights_only_checkpoints
 from .registry import register
+from .runtime import keep_freed_memory
 
 __all__ = ['OVRunner', 'build_runner']
 
@@ -20,7 +22,17 @@ __all__ = ['OVRunner', 'build_runner']
 class OVRunner(Runner):
     """:class:`mmengine.runner.Runner` whose checkpoint loading runs in
     :func:`~ovdense.fileio.weights_only_checkpoints`: on torch >= 2.6 mmengine's own loader refuses the message hub
-    of a training checkpoint, and unpickling it without ``weights_only`` could run arbitrary code."""
+    of a training checkpoint, and unpickling it without ``weights_only`` could run arbitrary code.
+
+    Its environment setup also keeps freed memory for reuse (:func:`~ovdense.runtime.keep_freed_memory`: a CPU
+    forward otherwise page-faults its activations in afresh on every call); ``env_cfg = dict(keep_freed_memory=False)``
+    leaves the C library's defaults, an int sets the largest block kept (bytes)."""
+
+    def setup_env(self, env_cfg: dict) -> None:
+        super().setup_env(env_cfg)
+        keep = env_cfg.get('keep_freed_memory', True)
+        if keep:
+            keep_freed_memory(*(() if keep is True else (int(keep),)))
 
     def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
         with weights_only_checkpoints():

@@ -56,3 +56,13 @@ def test_ov_runner_is_what_configs_name():
         from mmengine.registry import DefaultScope
         with DefaultScope.overwrite_default_scope(scope):
             assert registry.get('OVRunner') is OVRunner
+
+
+@pytest.mark.parametrize('env, expected', [({}, [()]), (dict(keep_freed_memory=1 << 28), [(1 << 28,)]),
+                                           (dict(keep_freed_memory=False), [])])
+def test_ov_runner_keeps_freed_memory_unless_the_config_says_not(env, expected, monkeypatch, tmp_path):
+    import ovdense.runner
+    calls = []
+    monkeypatch.setattr(ovdense.runner, 'keep_freed_memory', lambda *args: calls.append(args) or True)
+    OVRunner(model=torch.nn.Linear(1, 1), work_dir=str(tmp_path), env_cfg=dict(env, dist_cfg=dict(backend='gloo')))
+    assert calls == expected

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from ovdense.runtime import keep_freed_memory
+
 
 def build(args):
     from ovdense.models import OVCLIPViT, OVSegmentor
@@ -272,6 +274,7 @@ def main() -> None:
     p.add_argument('--ref-config', help='reference: its config, relative to --repo (e.g. configs/cfg_voc21.py)')
     p.add_argument('--only-dense', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
+    keep_freed_memory()  # as the tools and demos run (ovdense.runtime)
     if args.task == 'scale':
         print(json.dumps(dict(vars(args), **run_scale(args))))
         return

@@ -5,7 +5,7 @@
 # configs/fvit/fvit_vit-b16_ov-coco-640.py).
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 model = dict(
     type='OVFViT',
     text_encoder=dict(vocabulary=dict(dataset='coco80'), synonyms='mean'),

@@ -8,7 +8,7 @@
 #   python tools/test.py configs/synthetic/textseg_tinyclip_synthetic-128.py work_dirs/.../iter_1500.pth
 _base_ = ['mmseg::_base_/default_runtime.py', '../_base_/datasets/synthetic.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 from ovdense.assets import TINYCLIP_SYNTHETIC  # noqa: E402
 classes = ['grass', 'sand', 'water', 'snow', 'circle', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond',

@@ -1,7 +1,7 @@
 # Pretrain a tiny CLIP from scratch on the synthetic open-vocabulary world (CPU, 2 cores).
 # python tools/train.py configs/synthetic/tinyclip_vit-t16_synthetic-128.py
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 default_scope = 'mmseg'
 
 tiny_clip = dict(

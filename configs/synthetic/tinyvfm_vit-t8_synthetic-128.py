@@ -3,7 +3,7 @@
 # correspondences), to serve as ProxyCLIP's proxy next to the shipped tiny CLIP.
 # python tools/train.py configs/synthetic/tinyvfm_vit-t8_synthetic-128.py
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 default_scope = 'mmseg'
 
 model = dict(

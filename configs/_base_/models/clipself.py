@@ -3,7 +3,7 @@
 # student input 1024, teacher crops 224, grid max split 6 / max 6 boxes, loss 1 - cos, export alpha 0.7).
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 
 model = dict(
     type='OVCLIPSelf',

@@ -4,7 +4,7 @@
 # auxiliary score-map cross-entropy (weight 0.4, tau 0.07); AdamW 1e-4, backbone lr x0.1, text encoder frozen.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 # names each prediction's labels by the vocabulary it was made in (stock SegLocalVisualizer: Cityscapes')
 visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 

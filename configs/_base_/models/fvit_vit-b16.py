@@ -5,7 +5,7 @@
 # OV-COCO config.
 _base_ = ['mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.detection'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 clip = dict(model_name='ViT-B-16', pretrained='openai')
 model = dict(

@@ -2,7 +2,7 @@
 # Methods set `model.backbone.method=dict(type=...)` (ovdense.models.methods) and the protocol knobs.
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['ovdense.models'], allow_failed_imports=False)
-runner_type = 'OVRunner'  # mmengine's Runner reading training checkpoints weights-only (ovdense.runner)
+runner_type = 'OVRunner'  # mmengine's Runner: checkpoints read weights-only, freed memory kept for reuse (ovdense.runner)
 # names each prediction's labels by the vocabulary it was made in (stock SegLocalVisualizer: Cityscapes')
 visualizer = dict(type='OVSegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
 
