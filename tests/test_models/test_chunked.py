@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ovdense.models import OVCLIPViT, OVSegmentor
 from ovdense.models.utils import PAMR
-from ovdense.models.utils.chunked import SoftmaxReducer, class_chunks, plan_chunks, resize_region, source_span
+from ovdense.models.utils.chunked import SigmoidReducer, SoftmaxReducer, class_chunks, plan_chunks, resize_region, source_span
 from ovdense.models.methods import registered_methods
 from ovdense.testing import random_images, tiny_method_config
 from ovdense.vocabulary import Vocabulary
@@ -149,6 +149,21 @@ def test_reducer_scales_a_few_queries_at_a_time():
     cl = torch.full((21, 8, 8), float('-inf')).scatter_reduce(0, q2c.view(-1, 1, 1).expand(56, 8, 8), z, 'amax')
     assert torch.equal(red.label[:8, :8], cl.argmax(0))
     assert torch.allclose(red.top_prob()[:8, :8], torch.softmax(z, 0).amax(0), atol=1e-6)  # the winner's query
+
+
+@pytest.mark.parametrize('scale, bias', [(40.0, 0.0), (10.0, -2.5), (-3.0, 0.0)])
+def test_class_logits_equal_the_scaled_scatter_max_bit_for_bit(scale, bias):
+    """Consecutive synonyms (maxed first, then scaled), classes without queries in the chunk and queries in any order
+    (scattered): each class's max over ``scale * l + bias`` of its queries, exactly."""
+    g = torch.Generator().manual_seed(3)
+    q2c = torch.tensor([2, 2, 2, 3, 5, 5, 6, 7, 7])  # class 4 of the chunk 2..7 has no query
+    logits = torch.randn(9, 11, 13, generator=g)
+    z = logits * scale + bias
+    ref = torch.full((6, 11, 13), float('-inf')).scatter_reduce(0, (q2c - 2).view(-1, 1, 1).expand_as(z), z, 'amax')
+    red = SigmoidReducer((11, 13), scale, bias)
+    assert torch.equal(red.class_logits(logits, q2c, 2, 8, bias), ref)
+    perm = torch.randperm(9, generator=g)
+    assert torch.equal(red.class_logits(logits[perm], q2c[perm], 2, 8, bias), ref)
 
 
 @pytest.mark.parametrize('hw', [(41, 37), (5, 7), (1, 19), (64, 96)])

@@ -261,6 +261,23 @@ class SoftmaxReducer:
         if c1 - c0 == logits.shape[0]:  # one query per class
             z = logits.float() * self.scale
             return z.add_(bias) if bias else z
+        q2c = q2c.cpu()
+        if self.scale > 0 and bool((q2c[1:] >= q2c[:-1]).all()):
+            # each class's synonyms are consecutive: max over them first, then scale; the same values bit for bit
+            # (x -> scale * x + bias rounds monotonically for a positive scale), a pass over the q maps instead of four
+            out = logits.new_empty((c1 - c0, *logits.shape[1:]), dtype=torch.float32)
+            counts = torch.bincount(q2c - c0, minlength=c1 - c0).tolist()
+            start = 0
+            for c, n in enumerate(counts):
+                if n == 0:
+                    out[c] = float('-inf')
+                elif n == 1:
+                    out[c] = logits[start]
+                else:
+                    torch.amax(logits[start:start + n].float(), 0, out=out[c])
+                start += n
+            out.mul_(self.scale)
+            return out.add_(bias) if bias else out
         out = logits.new_full((c1 - c0, *logits.shape[1:]), float('-inf'), dtype=torch.float32)
         idx = (q2c - c0).to(logits.device)
         for a, b in _query_slices(logits):
@@ -289,10 +306,10 @@ class SoftmaxReducer:
             self.m = m
 
     def _argmax(self, cl: torch.Tensor, c0: int, keep: torch.Tensor | None) -> torch.Tensor:
-        """Fold a chunk's class logits (c1 - c0, h, w) into the running best class; the logits with the classes
-        not kept at -inf."""
+        """Fold a chunk's class logits (c1 - c0, h, w) into the running best class; returns them with the classes
+        not kept set to -inf (in place)."""
         if keep is not None:
-            cl = cl.masked_fill(~keep.to(cl.device).view(-1, 1, 1), float('-inf'))
+            cl.index_fill_(0, (~keep).nonzero().flatten().to(cl.device), float('-inf'))
         value, index = cl.max(0)
         better = value > self.best  # strict: ties keep the earlier class, as one argmax over all would
         self.best = torch.where(better, value, self.best)
