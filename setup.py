@@ -27,8 +27,9 @@ setup(
     # mmcv (with ops) is not on PyPI for CPU: tools/install.sh builds it; GPU users install a prebuilt one.
     install_requires=requirements('runtime.txt'),
     extras_require={'tests': requirements('tests.txt')},
-    # ovdense._ext: PAMR's refinement step on the CPU (ovdense/csrc/stencil.cpp), OpenMP through torch's own runtime
-    ext_modules=[CppExtension('ovdense._ext', ['ovdense/csrc/stencil.cpp'],
+    # ovdense._ext: PAMR's kernels (ovdense/csrc/stencil.cpp) and the MLPs' bias + QuickGELU (activation.cpp) on the
+    # CPU, OpenMP through torch's own runtime
+    ext_modules=[CppExtension('ovdense._ext', ['ovdense/csrc/stencil.cpp', 'ovdense/csrc/activation.cpp'],
                               extra_compile_args=['-O3'] + (['-fopenmp'] if sys.platform == 'linux' else []),
                               extra_link_args=['-fopenmp'] if sys.platform == 'linux' else [])],
     cmdclass={'build_ext': BuildExtension},

@@ -1,5 +1,5 @@
-"""ovdense._ext (ovdense/csrc/stencil.cpp): torch.ops.ovdense.pamr_step, the CPU kernel PAMR's iterations run on,
-against the same step written with torch."""
+"""ovdense._ext: PAMR's CPU kernels (ovdense/csrc/stencil.cpp: pamr_step, pamr_affinity_logits) and the MLPs' bias +
+QuickGELU (activation.cpp: bias_quick_gelu_), each against the same computation written with torch."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,3 +84,43 @@ def test_pamr_affinity_logits_names_what_it_refuses():
         logits(torch.rand(3, 9, 9).double(), [0, 1], [0, 1], [1], [1])
     with pytest.raises(RuntimeError, match='must be padded by 3'):
         logits(torch.rand(3, 6, 9), [0, 3], [0, 3], [1], [1])
+
+
+# widths: a remainder only (< 16), one vector, vectors + remainder, a ViT-B/16 MLP's 3072
+@pytest.mark.parametrize('shape', [(3, 7), (5, 16), (2, 3, 53), (37, 3072)])
+def test_bias_quick_gelu_equals_torch_to_a_few_ulp(shape):
+    g = torch.Generator().manual_seed(shape[-1])
+    h = torch.randn(shape, generator=g) * 4
+    h.view(-1)[:6] = torch.tensor([-100.0, -60.0, -0.0, 1e-30, 60.0, 100.0])  # the exponential's clamps, zeros
+    bias = torch.randn(shape[-1], generator=g)
+    z = h + bias
+    ref = z * torch.sigmoid(1.702 * z)  # open_clip's QuickGELU after the linear layer's bias, in float32
+    out = h.clone()
+    assert torch.ops.ovdense.bias_quick_gelu_(out, bias) is out
+    ulp = torch.nextafter(ref.abs(), torch.tensor(float('inf'))) - ref.abs()
+    # 4 ulp at most here (both are ~30 ulp from the exact value where z << 0: 1.702 z is rounded first); below 1e-30
+    # where torch's sigmoid underflows to 0 and the clamped exponential does not
+    assert ((out - ref).abs() <= 8 * ulp + 1e-30).all(), ((out - ref).abs() / ulp).max()
+    assert torch.isfinite(out).all()
+
+
+def test_bias_quick_gelu_does_not_depend_on_the_threads():
+    h, bias = torch.randn(64, 304), torch.randn(304)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.ops.ovdense.bias_quick_gelu_(h.clone(), bias)
+        torch.set_num_threads(2)
+        assert torch.equal(torch.ops.ovdense.bias_quick_gelu_(h.clone(), bias), one)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bias_quick_gelu_names_what_it_refuses():
+    act = torch.ops.ovdense.bias_quick_gelu_
+    with pytest.raises(RuntimeError, match='float32 CPU tensors'):
+        act(torch.randn(2, 4).double(), torch.randn(4).double())
+    with pytest.raises(RuntimeError, match=r'\(N,\) bias'):
+        act(torch.randn(2, 4), torch.randn(5))
+    with pytest.raises(RuntimeError, match='contiguous'):
+        act(torch.randn(4, 2).t(), torch.randn(4))

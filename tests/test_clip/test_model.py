@@ -234,3 +234,39 @@ def test_the_towers_quick_gelu_is_open_clips_bit_for_bit():
     ref = x.clone().requires_grad_()
     QuickGELU()(ref).sum().backward()
     assert torch.equal(w.grad, ref.grad)
+
+
+
+def test_the_towers_mlp_runs_bias_and_quick_gelu_in_one_kernel_without_autograd(monkeypatch):
+    """Inference: the product without bias, then ovdense's kernel (a few ulp from open_clip's MLP); with autograd
+    open_clip's own ops, bit for bit, and their gradients; a GELU tower takes the kernel only when told QuickGELU."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from open_clip.model import QuickGELU
+    import ovdense.clip.towers as towers
+    torch.manual_seed(0)
+    fc1, fc2 = nn.Linear(32, 128), nn.Linear(128, 32)
+
+    def block(act):
+        return towers.ViTBlock(nn.LayerNorm(32), nn.MultiheadAttention(32, 2), nn.Identity(), nn.LayerNorm(32), fc1,
+                               act, fc2, nn.Identity())
+    orig, used = towers._fc1_quick_gelu, []
+
+    def spy(fc, x):
+        h = orig(fc, x)
+        used.append(h is not None)
+        return h
+    monkeypatch.setattr(towers, '_fc1_quick_gelu', spy)
+    x = torch.randn(2, 7, 32)
+    with torch.no_grad():
+        ref = fc2(QuickGELU()(fc1(x)))
+        assert torch.allclose(block(QuickGELU()).mlp(x), ref, rtol=1e-5, atol=1e-6) and used == [True]
+        assert torch.allclose(block(nn.GELU()).mlp(x, 'quick_gelu'), ref, rtol=1e-5, atol=1e-6) and used == [True] * 2
+        assert torch.equal(block(nn.GELU()).mlp(x), fc2(F.gelu(fc1(x)))) and len(used) == 2
+    xg = x.clone().requires_grad_()
+    out = block(QuickGELU()).mlp(xg)
+    assert used[-1] is False and torch.equal(out, fc2(QuickGELU()(fc1(x))))
+    out.sum().backward()
+    ref_x = x.clone().requires_grad_()
+    fc2(QuickGELU()(fc1(ref_x))).sum().backward()
+    assert torch.equal(xg.grad, ref_x.grad)
