@@ -89,10 +89,12 @@ def _activation(h: torch.Tensor, act: str, own: nn.Module) -> torch.Tensor:
 def _fc1_quick_gelu(fc1: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
     """QuickGELU of ``fc1(x)`` by ovdense's CPU kernel (``ovdense/csrc/activation.cpp``): the product without its bias,
     then the bias and the activation in one pass, in place (a few ulp from torch's; a ViT-B/16 MLP on 6 x 197 tokens
-    30.9 -> 28.2 ms here). None where it does not apply: autograd, not float32 on the CPU, no bias, or the extension
-    not built (said, as PAMR says it)."""
+    30.9 -> 28.2 ms here). None where it does not apply: autograd, not float32 on the CPU, no bias, a trace or
+    compilation (ONNX export, ``torch.compile``: torch's ops are what they know), or the extension not built (said, as
+    PAMR says it)."""
     if fc1.bias is None or x.device.type != 'cpu' or x.dtype != torch.float32 or fc1.weight.dtype != torch.float32 \
-            or torch.is_grad_enabled() and (x.requires_grad or fc1.weight.requires_grad):
+            or torch.is_grad_enabled() and (x.requires_grad or fc1.weight.requires_grad) \
+            or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
     if _ext is None:
         warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): the MLPs run torch\'s bias and QuickGELU, slower; '
