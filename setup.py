@@ -30,6 +30,7 @@ setup(
     # ovdense._ext: PAMR's kernels (ovdense/csrc/stencil.cpp) and the MLPs' bias + QuickGELU (activation.cpp) on the
     # CPU, OpenMP through torch's own runtime
     ext_modules=[CppExtension('ovdense._ext', ['ovdense/csrc/stencil.cpp', 'ovdense/csrc/activation.cpp'],
+                              depends=['ovdense/csrc/simd.h'],
                               extra_compile_args=['-O3'] + (['-fopenmp'] if sys.platform == 'linux' else []),
                               extra_link_args=['-fopenmp'] if sys.platform == 'linux' else [])],
     cmdclass={'build_ext': BuildExtension},

@@ -12,17 +12,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd.h"
+
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define OV_CLONES
-#endif
-#define OV_INLINE __attribute__((always_inline)) inline
+using namespace ovdense_simd;
 
 OV_INLINE v16 splat(float v) { return v16{} + v; }
 
@@ -52,12 +46,8 @@ OV_CLONES void bias_quick_gelu_rows(float* h, const float* b, int64_t N, int64_t
     float* r = h + m * N;
     int64_t n = 0;
     for (; n + 16 <= N; n += 16) {
-      v16 z, c;
-      std::memcpy(&z, r + n, sizeof(z));
-      std::memcpy(&c, b + n, sizeof(c));
-      z += c;
-      z = z / (1.0f + vexp(z * -1.702f));
-      std::memcpy(r + n, &z, sizeof(z));
+      const v16 z = load<v16>(r + n) + load<v16>(b + n);
+      store(r + n, z / (1.0f + vexp(z * -1.702f)));
     }
     for (; n < N; ++n) {  // the last < 16 columns
       const float z = r[n] + b[n];

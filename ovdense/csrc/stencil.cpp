@@ -19,24 +19,11 @@
 #include <cstring>
 #include <vector>
 
+#include "simd.h"
+
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v16 __attribute__((vector_size(64)));
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define OV_CLONES
-#endif
-#define OV_INLINE __attribute__((always_inline)) inline
-
-template <typename V = v8>
-OV_INLINE V load(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using namespace ovdense_simd;
 
 struct Plan {
   int64_t K, H, W, Hp, Wp, P;
