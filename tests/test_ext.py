@@ -1,5 +1,5 @@
 """ovdense._ext: PAMR's CPU kernels (ovdense/csrc/stencil.cpp: pamr_step, pamr_affinity_logits) and the MLPs' bias +
-activation (activation.cpp: bias_quick_gelu_, bias_gelu_), each against the same computation written with torch."""
+QuickGELU (activation.cpp: bias_quick_gelu_), each against the same computation written with torch."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,42 +104,21 @@ def test_bias_quick_gelu_equals_torch_to_a_few_ulp(shape):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize('shape', [(3, 7), (5, 16), (2, 3, 53), (37, 3072)])
-def test_bias_gelu_is_as_close_to_the_exact_gelu_as_its_erf_allows(shape):
-    """Abramowitz & Stegun's erf (|error| <= 1.5e-7, the formula of ATen's vectorised erf): within 1.5e-7 |z| / 2 of
-    the exact GELU, plus float32 rounding (torch's own GELU here is up to 4x further off than that)."""
-    g = torch.Generator().manual_seed(shape[-1])
-    h = torch.randn(shape, generator=g) * 4
-    h.view(-1)[:6] = torch.tensor([-100.0, -60.0, -0.0, 1e-30, 60.0, 100.0])
-    bias = torch.randn(shape[-1], generator=g)
-    z = (h + bias).double()  # h + bias is exact in float64; the kernel rounds it once, like addmm
-    exact = 0.5 * z * (1 + torch.erf(z / 2 ** 0.5))
-    out = h.clone()
-    assert torch.ops.ovdense.bias_gelu_(out, bias) is out
-    ulp = (torch.nextafter(exact.float().abs(), torch.tensor(float('inf'))) - exact.float().abs()).double()
-    err = (out.double() - exact).abs()
-    assert (err <= 1.5e-7 * z.abs() + 4 * ulp + 1e-30).all(), (err / (1.5e-7 * z.abs() + 4 * ulp)).max()
-    assert torch.allclose(out, torch.nn.functional.gelu(h + bias), rtol=0, atol=2e-6)
-
-
-@pytest.mark.parametrize('name', ['bias_quick_gelu_', 'bias_gelu_'])
-def test_bias_activations_do_not_depend_on_the_threads(name):
-    op = getattr(torch.ops.ovdense, name)
+def test_bias_quick_gelu_does_not_depend_on_the_threads():
     h, bias = torch.randn(64, 304), torch.randn(304)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = op(h.clone(), bias)
+        one = torch.ops.ovdense.bias_quick_gelu_(h.clone(), bias)
         torch.set_num_threads(2)
-        assert torch.equal(op(h.clone(), bias), one)
+        assert torch.equal(torch.ops.ovdense.bias_quick_gelu_(h.clone(), bias), one)
     finally:
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize('name', ['bias_quick_gelu_', 'bias_gelu_'])
-def test_bias_activations_name_what_they_refuse(name):
-    act = getattr(torch.ops.ovdense, name)
-    with pytest.raises(RuntimeError, match=f'{name}: float32 CPU tensors'):
+def test_bias_quick_gelu_names_what_it_refuses():
+    act = torch.ops.ovdense.bias_quick_gelu_
+    with pytest.raises(RuntimeError, match='float32 CPU tensors'):
         act(torch.randn(2, 4).double(), torch.randn(4).double())
     with pytest.raises(RuntimeError, match=r'\(N,\) bias'):
         act(torch.randn(2, 4), torch.randn(5))

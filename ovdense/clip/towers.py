@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .hub import _open_clip
 
 try:
-    from ovdense import _ext  # registers torch.ops.ovdense.bias_quick_gelu_ / bias_gelu_
+    from ovdense import _ext  # registers torch.ops.ovdense.bias_quick_gelu_
 except ImportError as e:  # a checkout used without `pip install -e .`: said at the first MLP on the CPU
     _ext, _EXT_ERROR = None, e
 
@@ -47,8 +47,7 @@ class ViTBlock:
         return self.attn.out_proj(_merge_heads(o))
 
     def mlp(self, x: torch.Tensor, act: str = 'model') -> torch.Tensor:
-        kind = _kernel_activation(act, self.act)
-        h = _fc1_activation(self.fc1, x, kind) if kind else None
+        h = _fc1_quick_gelu(self.fc1, x) if _is_quick_gelu(act, self.act) else None
         return self.fc2(_activation(self.fc1(x), act, self.act) if h is None else h)
 
 
@@ -87,32 +86,21 @@ def _activation(h: torch.Tensor, act: str, own: nn.Module) -> torch.Tensor:
     return own(h)
 
 
-def _kernel_activation(act: str, own: nn.Module) -> str | None:
-    """``'quick_gelu'`` / ``'gelu'`` (exact) when the activation ``act`` (``'model'``: ``own``) is one that ovdense's
-    CPU kernel applies with the bias, else None."""
-    if _is_quick_gelu(act, own):
-        return 'quick_gelu'
-    if act == 'gelu' or act == 'model' and type(own) is nn.GELU and own.approximate == 'none':
-        return 'gelu'
-    return None
-
-
-def _fc1_activation(fc1: nn.Linear, x: torch.Tensor, kind: str) -> torch.Tensor | None:
-    """The activation ``kind`` (:func:`_kernel_activation`) of ``fc1(x)`` by ovdense's CPU kernel
-    (``ovdense/csrc/activation.cpp``): the product without its bias, then the bias and the activation in one pass, in
-    place (a few ulp from torch's; a ViT-B/16 MLP on 6 x 197 tokens 30.9 -> 28.2 ms with QuickGELU here). None where it
-    does not apply: autograd, not float32 on the CPU, no bias, a trace or compilation (ONNX export, ``torch.compile``:
-    torch's ops are what they know), or the extension not built (said, as PAMR says it)."""
+def _fc1_quick_gelu(fc1: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
+    """QuickGELU of ``fc1(x)`` by ovdense's CPU kernel (``ovdense/csrc/activation.cpp``): the product without its bias,
+    then the bias and the activation in one pass, in place (a few ulp from torch's; a ViT-B/16 MLP on 6 x 197 tokens
+    30.9 -> 28.2 ms here). None where it does not apply: autograd, not float32 on the CPU, no bias, a trace or
+    compilation (ONNX export, ``torch.compile``: torch's ops are what they know), or the extension not built (said, as
+    PAMR says it)."""
     if fc1.bias is None or x.device.type != 'cpu' or x.dtype != torch.float32 or fc1.weight.dtype != torch.float32 \
             or torch.is_grad_enabled() and (x.requires_grad or fc1.weight.requires_grad) \
             or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
     if _ext is None:
-        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): the MLPs run torch\'s bias and activation, slower; '
+        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): the MLPs run torch\'s bias and QuickGELU, slower; '
                       '`pip install --no-build-isolation -e .` in the checkout builds it')
         return None
-    op = torch.ops.ovdense.bias_quick_gelu_ if kind == 'quick_gelu' else torch.ops.ovdense.bias_gelu_
-    return op(torch.matmul(x, fc1.weight.t()), fc1.bias)
+    return torch.ops.ovdense.bias_quick_gelu_(torch.matmul(x, fc1.weight.t()), fc1.bias)
 
 
 @dataclass(frozen=True)
