@@ -61,8 +61,14 @@ def test_ov_runner_is_what_configs_name():
 @pytest.mark.parametrize('env, expected', [({}, [()]), (dict(keep_freed_memory=1 << 28), [(1 << 28,)]),
                                            (dict(keep_freed_memory=False), [])])
 def test_ov_runner_keeps_freed_memory_unless_the_config_says_not(env, expected, monkeypatch, tmp_path):
+    from collections import OrderedDict
+
+    from mmengine.registry import DefaultScope
+
     import ovdense.runner
     calls = []
     monkeypatch.setattr(ovdense.runner, 'keep_freed_memory', lambda *args: calls.append(args) or True)
+    # the runner makes its default scope ('mmengine') the current one: not beyond this test
+    monkeypatch.setattr(DefaultScope, '_instance_dict', OrderedDict(DefaultScope._instance_dict))
     OVRunner(model=torch.nn.Linear(1, 1), work_dir=str(tmp_path), env_cfg=dict(env, dist_cfg=dict(backend='gloo')))
     assert calls == expected
