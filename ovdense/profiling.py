@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from ovdense.models.utils.pamr import _ext
+from ovdense.ext import _ext
 
 
 def matmul_gflops(n: int = 3072, *, repeat: int = 5) -> float:
@@ -137,13 +137,13 @@ class StageProfiler:
 
 def inference_stages(model: torch.nn.Module) -> dict[str, list[tuple[Any, str]]]:
     """The stages of an :class:`~ovdense.models.OVSegmentor` inference: the CLIP windows (the backbone's dense
-    features, a VFM proxy inside them included), the VFM proxy's forward, PAMR (affinities, operator, refinement);
+    features, a VFM proxy inside them included), the VFM proxy's forward, PAMR (affinities, refinement);
     the rest of the inference is the text matching and post-processing."""
     method = getattr(model.backbone, 'method', None)
     pamr = getattr(model, 'pamr', None)
     return {'clip windows': [(model.backbone, 'dense_features')],
             'vfm': [(getattr(method, 'proxy', None), 'patch_features')],
-            'pamr': [(pamr, 'affinity'), (pamr, 'operator'), (pamr, 'refine'), (pamr, 'forward')]}
+            'pamr': [(pamr, 'affinity'), (pamr, 'refine'), (pamr, 'forward')]}
 
 
 def find_reference_module(repo: str | Path, class_name: str) -> str:

@@ -31,8 +31,10 @@ class OVRunner(Runner):
     def setup_env(self, env_cfg: dict) -> None:
         super().setup_env(env_cfg)
         keep = env_cfg.get('keep_freed_memory', True)
-        if keep:
-            keep_freed_memory(*(() if keep is True else (int(keep),)))
+        if keep is True:
+            keep_freed_memory()
+        elif keep:
+            keep_freed_memory(int(keep))
 
     def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
         with weights_only_checkpoints():

@@ -2,7 +2,6 @@
 timm EVA-02 and SigLIP), RoPE tables."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import ext
 from .hub import _open_clip
-
-try:
-    from ovdense import _ext  # registers torch.ops.ovdense.bias_quick_gelu_
-except ImportError as e:  # a checkout used without `pip install -e .`: said at the first MLP on the CPU
-    _ext, _EXT_ERROR = None, e
 
 
 @dataclass(frozen=True)
@@ -94,11 +89,8 @@ def _fc1_quick_gelu(fc1: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
     PAMR says it)."""
     if fc1.bias is None or x.device.type != 'cpu' or x.dtype != torch.float32 or fc1.weight.dtype != torch.float32 \
             or torch.is_grad_enabled() and (x.requires_grad or fc1.weight.requires_grad) \
-            or torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return None
-    if _ext is None:
-        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): the MLPs run torch\'s bias and QuickGELU, slower; '
-                      '`pip install --no-build-isolation -e .` in the checkout builds it')
+            or torch.jit.is_tracing() or torch.compiler.is_compiling() \
+            or not ext.built("the MLPs run torch's bias and QuickGELU, slower"):
         return None
     return torch.ops.ovdense.bias_quick_gelu_(torch.matmul(x, fc1.weight.t()), fc1.bias)
 

@@ -382,13 +382,13 @@ def test_chunked_postprocess_equals_mmseg(tiny_clip, flip):
 
 def test_pamr_without_the_compiled_extension_says_so_and_refines_the_same(monkeypatch):
     """A checkout used without building ovdense._ext: the shifted sums, with a warning naming the fix."""
-    from ovdense.models.utils import pamr as pamr_module
+    from ovdense import ext
     g = torch.Generator().manual_seed(3)
     image, scores = torch.randn(1, 3, 21, 26, generator=g), torch.randn(1, 11, 21, 26, generator=g)
     pamr = PAMR(10, (8, 16))
     ours = pamr(image, scores)
-    monkeypatch.setattr(pamr_module, '_ext', None)
-    monkeypatch.setattr(pamr_module, '_EXT_ERROR', ImportError('no module named ovdense._ext'), raising=False)
+    monkeypatch.setattr(ext, '_ext', None)
+    monkeypatch.setattr(ext, '_EXT_ERROR', ImportError('no module named ovdense._ext'), raising=False)
     with pytest.warns(UserWarning, match='ovdense._ext is not built.*no-build-isolation -e'):
         torchs = pamr(image, scores)
     assert torch.allclose(torchs, ours, atol=1e-5, rtol=0)

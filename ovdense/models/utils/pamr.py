@@ -10,19 +10,16 @@ copies). The sums are the reference's up to float rounding (the 16 terms added i
 """
 from __future__ import annotations
 
-import warnings
 from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ... import ext
+
 _GROUP_BYTES = 16 * 2 ** 20  # padded score maps refined together through all iterations (8-16 MB: the fastest here)
 
-try:
-    from ovdense import _ext  # registers torch.ops.ovdense.pamr_step
-except ImportError as e:  # a checkout used without `pip install -e .`: said at the refinement on the CPU
-    _ext, _EXT_ERROR = None, e
 
 _OFFSETS8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 _OFFSETS9 = _OFFSETS8[:4] + [(0, 0)] + _OFFSETS8[4:]
@@ -48,11 +45,7 @@ def _use_kernel(*tensors: torch.Tensor) -> bool:
     """Whether ovdense's CPU kernels run on these tensors: float32 on the CPU, the extension built (said when not)."""
     if any(t.device.type != 'cpu' or t.dtype != torch.float32 for t in tensors):
         return False
-    if _ext is None:
-        warnings.warn(f'ovdense._ext is not built ({_EXT_ERROR}): PAMR runs as shifted sums, several times slower; '
-                      '`pip install --no-build-isolation -e .` in the checkout builds it')
-        return False
-    return True
+    return ext.built('PAMR runs as shifted sums, several times slower')
 
 
 class PAMR(nn.Module):
