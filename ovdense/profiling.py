@@ -1,6 +1,7 @@
 """Where the time of an inference goes: wall time and FLOPs of named stages, against this machine's matmul rate.
 
-Used by ``tools/benchmark.py protocol`` / ``reference``; nothing in the models depends on it.
+Used by :mod:`ovdense.benchmarks` (``tools/benchmark.py protocol`` / ``reference`` / ``scale``); nothing in the models
+depends on it.
 """
 from __future__ import annotations
 
