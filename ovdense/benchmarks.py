@@ -2,8 +2,8 @@
 fastest of ``repeat`` runs after a warm-up) and peak RSS in MB. Random weights of the named open_clip architecture
 unless a checkpoint is given: nothing is downloaded. Threads are the caller's (``torch.set_num_threads``).
 
-Speed and memory goals are measured here, never asserted in tests (the tests run these on the tiny models only to
-see that they run).
+Speed and memory goals are measured here, never asserted in tests (the tests check what these report on the tiny
+models, not how fast).
 """
 from __future__ import annotations
 
