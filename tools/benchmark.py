@@ -29,7 +29,6 @@ SIZE = dict(type=int, nargs=2, metavar=('H', 'W'))
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--threads', type=int, default=2)
     tasks = p.add_subparsers(dest='task', required=True)
 
     def task(name: str, fn, model: str | None, about: str) -> argparse.ArgumentParser:
@@ -37,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
         t.set_defaults(fn=fn)
         t.add_argument('--model', default=model, help=f'open_clip architecture, random weights (default: {model})')
         t.add_argument('--clip-config', help='open_clip model-config JSON instead of --model')
+        t.add_argument('--threads', type=int, default=2, help='torch threads (default: 2)')
         return t
 
     t = task('seg', benchmarks.dense_vs_plain, 'ViT-B-16', 'dense inference against a plain forward')

@@ -21,7 +21,7 @@ ARGS = {
 
 @pytest.mark.parametrize('task', sorted(ARGS))
 def test_every_option_of_a_task_is_a_keyword_of_its_function(task):
-    args = tool.parser().parse_args(['--threads', '1', task, *ARGS[task]])
+    args = tool.parser().parse_args([task, *ARGS[task], '--threads', '1'])
     kwargs = {k: v for k, v in vars(args).items() if k not in ('task', 'fn', 'threads')}
     bound = inspect.signature(args.fn).bind(**kwargs)  # raises on an option the function does not take
     assert bound.arguments == kwargs
