@@ -19,9 +19,6 @@ import torch
 
 from .profiling import StageProfiler, build_reference, compare_with_reference, inference_stages, profile_inference
 
-_REPO = Path(__file__).resolve().parents[1]
-
-
 def peak_rss_mb() -> int:
     """This process's peak resident set so far, MB (Linux reports KB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -55,11 +52,12 @@ def _sliding_segmentor(model: str, clip_config: str | None, mode: str, vocab: st
     return OVSegmentor(backbone, text, slide_crop=crop, slide_stride=stride, window_batch=window_batch).eval()
 
 
-def _dense_peak_rss(kwargs: dict[str, Any], threads: int) -> int:
-    """In a fresh process: build the segmentor, run one dense inference, return the peak RSS."""
+def _dense_peak_rss(build: dict[str, Any], size: tuple[int, int], threads: int) -> int:
+    """In a fresh process: build the segmentor (``build``: its arguments), run one dense inference of ``size``,
+    return the peak RSS."""
     torch.set_num_threads(threads)
-    seg = _sliding_segmentor(**kwargs['build'])
-    h, w = kwargs['size']
+    seg = _sliding_segmentor(**build)
+    h, w = size
     with torch.no_grad():
         seg.inference(torch.randn(1, 3, h, w), [dict(img_shape=(h, w), ori_shape=(h, w))])
     return peak_rss_mb()
@@ -89,8 +87,7 @@ def dense_vs_plain(model: str = 'ViT-B-16', clip_config: str | None = None, *, m
     res = dict(windows=len(windows), plain_forward_s=plain, dense_inference_s=dense, ratio=dense / plain)
     if fresh_process:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-            res['peak_rss_mb'] = pool.submit(_dense_peak_rss, dict(build=build, size=size),
-                                             torch.get_num_threads()).result()
+            res['peak_rss_mb'] = pool.submit(_dense_peak_rss, build, size, torch.get_num_threads()).result()
     return res
 
 
@@ -136,7 +133,9 @@ def catseg_inference(model: str = 'ViT-B-16', clip_config: str | None = None, *,
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(str(_REPO / 'configs/catseg/catseg_vit-b16_ade150-640.py'))
+
+    from .apis import config_root
+    cfg = Config.fromfile(str(config_root() / 'catseg/catseg_vit-b16_ade150-640.py'))
     init_default_scope('mmseg')
     cfg.model.backbone.clip = _clip(model, clip_config)
     cfg.model.update(crop_batch=crop_batch, test_cfg=dict(mode=mode))
