@@ -39,6 +39,13 @@ def _clip(model: str | None, clip_config: str | None, checkpoint: str | None = N
     return dict(clip, checkpoint=checkpoint) if checkpoint else clip
 
 
+def _random_vfm(config: str) -> dict[str, Any]:
+    """The config option that gives a method's VFM proxy (ProxyCLIP's) random weights too, where it has one."""
+    from mmengine.config import Config
+    proxy = Config.fromfile(config).model.backbone.get('method', {}).get('proxy')
+    return {'model.backbone.method.proxy.pretrained': False} if isinstance(proxy, dict) else {}
+
+
 def _sliding_segmentor(model: str, clip_config: str | None, mode: str, vocab: str, crop: int, stride: int,
                        window_batch: int) -> torch.nn.Module:
     from .models import OVCLIPViT, OVSegmentor
@@ -158,7 +165,6 @@ def scale(config: str | None = None, model: str | None = None, *, mode: str = 'c
     encode the text, seconds to segment and the part spent in PAMR (each of ``images`` runs of the same image, the
     peak as over a data set), the peak RSS after the text and at the end."""
     import numpy as np
-    from mmengine.config import Config
 
     from .apis import find_config, inference_model, init_model, read_image
     from .vocabulary import Vocabulary
@@ -175,8 +181,8 @@ def scale(config: str | None = None, model: str | None = None, *, mode: str = 'c
     if budget:
         opts['model.memory_budget'] = budget
     config = str(config or find_config(mode, 'context59'))
-    if (model or clip_config) and isinstance(Config.fromfile(config).model.backbone.method.get('proxy'), dict):
-        opts['model.backbone.method.proxy.pretrained'] = False  # random VFM weights too
+    if model or clip_config:
+        opts.update(_random_vfm(config))
     net = init_model(config, clip=clip, cfg_options=opts)
     h, w = size
     if image:
@@ -204,13 +210,8 @@ def scale(config: str | None = None, model: str | None = None, *, mode: str = 'c
 
 
 def _protocol_model(config: str, clip: dict[str, Any]) -> torch.nn.Module:
-    from mmengine.config import Config
-
     from .apis import init_model
-    opts = {}
-    if isinstance(Config.fromfile(config).model.backbone.get('method', {}).get('proxy'), dict):
-        opts['model.backbone.method.proxy.pretrained'] = False  # random VFM weights too
-    return init_model(config, clip=clip, cfg_options=opts)
+    return init_model(config, clip=clip, cfg_options=_random_vfm(config))
 
 
 def protocol(config: str, image: str, *, model: str = 'ViT-B-16-quickgelu', clip_config: str | None = None,
